@@ -1,0 +1,43 @@
+// dizuo: run, grade and serve GGUF language models on any chip.
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <fmt/core.h>
+
+#include "cli/commands.h"
+#include "core/error.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"dizuo (底座): an open compute base for generative AI that runs GGUF models on any chip.",
+               "dizuo"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "dizuo 0.1.0");
+  app.footer("Run 'dizuo SUBCOMMAND --help' for the options of a subcommand.");
+
+  std::map<const CLI::App*, dizuo::cli::Command> commands;
+  auto add = [&](const char* name, const char* help, auto adder) {
+    CLI::App* sub = app.add_subcommand(name, help);
+    commands[sub] = adder(*sub);
+  };
+  add("info", "Print a GGUF file's metadata and tensor table", dizuo::cli::AddInfo);
+  add("tokenize", "Tokenize text from stdin with a model's tokenizer", dizuo::cli::AddTokenize);
+  add("detokenize", "Turn token ids from stdin back into text", dizuo::cli::AddDetokenize);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+  try {
+    for (const CLI::App* sub : app.get_subcommands()) return commands.at(sub)();
+  } catch (const dizuo::Error& e) {
+    fmt::print(stderr, "dizuo: error: {}\n", e.what());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    fmt::print(stderr, "dizuo: error: out of memory\n");
+    return 1;
+  }
+  return 0;
+}
