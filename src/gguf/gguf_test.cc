@@ -248,5 +248,489 @@ TEST(GgufReal, EveryVocabFileParses) {
   }
 }
 
+// ---- Values and metadata ----
+
+TEST(GgufValue, CheckedConversionsNameKeyAndTypes) {
+  Metadata m;
+  m.Add("tokenizer.ggml.bos_token_id", Value("1"));
+  m.Add("neg", Value(int32_t{-3}));
+  m.Add("big", Value(std::numeric_limits<uint64_t>::max()));
+  m.Add("ids", Value::Int32Array({1}));
+  m.Add("flag", Value(true));
+  m.Add("f", Value(0.25f));
+  auto message = [](auto&& f) -> std::string {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "<no error>";
+  };
+  EXPECT_EQ(message([&] { m.GetInt("tokenizer.ggml.bos_token_id"); }),
+            "tokenizer.ggml.bos_token_id: expected an integer, found string");
+  EXPECT_EQ(message([&] { m.GetUInt("neg"); }), "neg: expected a non-negative integer, found -3");
+  EXPECT_THAT(message([&] { m.GetInt("big"); }), HasSubstr("does not fit"));
+  EXPECT_EQ(message([&] { m.GetString("ids"); }), "ids: expected a string, found array of int32");
+  EXPECT_EQ(message([&] { m.GetBool("f"); }), "f: expected a bool, found float32");
+  EXPECT_EQ(message([&] { m.GetFloat("flag"); }), "flag: expected a number, found bool");
+  EXPECT_EQ(message([&] { m.GetArray("flag"); }), "flag: expected an array, found bool");
+  EXPECT_EQ(message([&] { m.Add("neg", Value(1)); }), "duplicate metadata key 'neg'");
+  EXPECT_EQ(m.GetInt("neg"), -3);
+  EXPECT_EQ(m.GetFloat("neg"), -3.0);
+  EXPECT_EQ(m.GetFloat("f"), 0.25);
+  EXPECT_EQ(m.GetUInt("big"), std::numeric_limits<uint64_t>::max());
+  EXPECT_EQ(m.GetBool("flag"), true);
+  EXPECT_EQ(m.GetInt("absent"), std::nullopt);
+  EXPECT_EQ(m.GetArray("absent"), nullptr);
+  EXPECT_THROW(Value::MakeArray(ValueType::kInt32, {Value(1u)}), Error);
+}
+
+TEST(GgufValue, MetadataSetAndRemoveKeepOrderAndIndex) {
+  Metadata m;
+  m.Add("a", Value(1));
+  m.Add("b", Value(2));
+  m.Add("c", Value(3));
+  m.Set("b", Value(20));
+  m.Set("d", Value(4));
+  EXPECT_TRUE(m.Remove("a"));
+  EXPECT_FALSE(m.Remove("a"));
+  ASSERT_EQ(m.size(), 3u);
+  EXPECT_EQ(m.entries()[0].first, "b");
+  EXPECT_EQ(m.GetInt("b"), 20);
+  EXPECT_EQ(m.GetInt("c"), 3);
+  EXPECT_EQ(m.GetInt("d"), 4);
+  EXPECT_EQ(m.Find("a"), nullptr);
+}
+
+TEST(GgufValue, ToString) {
+  EXPECT_EQ(Value(uint8_t{200}).ToString(), "200");
+  EXPECT_EQ(Value(int8_t{-5}).ToString(), "-5");
+  EXPECT_EQ(Value(1e-5f).ToString(), "1e-05");
+  EXPECT_EQ(Value(true).ToString(), "true");
+  EXPECT_EQ(Value("a\"b\n\x01").ToString(), "\"a\\\"b\\n\\x01\"");
+  EXPECT_EQ(Value::Int32Array({1, 2, 3}).ToString(), "[1, 2, 3]");
+  EXPECT_EQ(Value::Int32Array({1, 2, 3}).ToString(2), "[1, 2, ... (3 items)]");
+  EXPECT_EQ(Value::StringArray({"x"}).ToString(0), "[... (1 items)]");
+  EXPECT_EQ(ValueTypeName(ValueType::kFloat64), "float64");
+  EXPECT_EQ(ValueTypeName(static_cast<ValueType>(99)), "unknown");
+}
+
+// ---- Malformed files: each builds bad bytes and checks the error names the problem. ----
+
+// Little-endian GGUF bytes assembled piece by piece, so a test can say exactly what is wrong.
+class Raw {
+ public:
+  template <typename T>
+  Raw& Put(T v) {
+    const auto* p = reinterpret_cast<const uint8_t*>(&v);
+    bytes.insert(bytes.end(), p, p + sizeof(T));
+    return *this;
+  }
+  Raw& U32(uint32_t v) { return Put(v); }
+  Raw& U64(uint64_t v) { return Put(v); }
+  Raw& Str(std::string_view s) {
+    U64(s.size());
+    bytes.insert(bytes.end(), s.begin(), s.end());
+    return *this;
+  }
+  Raw& Header(uint64_t n_tensors, uint64_t n_kv, uint32_t version = 3) {
+    bytes.insert(bytes.end(), {'G', 'G', 'U', 'F'});
+    return U32(version).U64(n_tensors).U64(n_kv);
+  }
+  Raw& Key(std::string_view key, ValueType type) {
+    return Str(key).U32(static_cast<uint32_t>(type));
+  }
+  Raw& Tensor(std::string_view name, std::vector<uint64_t> shape, uint32_t type, uint64_t offset) {
+    Str(name).U32(static_cast<uint32_t>(shape.size()));
+    for (uint64_t d : shape) U64(d);
+    return U32(type).U64(offset);
+  }
+  Raw& PadTo(size_t alignment) {
+    bytes.resize((bytes.size() + alignment - 1) / alignment * alignment, 0);
+    return *this;
+  }
+  Raw& Zeros(size_t n) {
+    bytes.resize(bytes.size() + n, 0);
+    return *this;
+  }
+  std::vector<uint8_t> bytes;
+};
+
+constexpr uint32_t kF32 = 0;
+
+std::string ParseError(const std::vector<uint8_t>& bytes) {
+  try {
+    File::Parse(bytes, "bad.gguf");
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+std::string OpenError(const std::string& path) {
+  try {
+    File::Open(path);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+// Every parse error starts with the file name.
+#define EXPECT_PARSE_ERROR(bytes, phrase)                      \
+  do {                                                         \
+    const std::string message = ParseError(bytes);             \
+    EXPECT_THAT(message, ::testing::StartsWith("bad.gguf: ")); \
+    EXPECT_THAT(message, HasSubstr(phrase));                   \
+  } while (0)
+
+// A valid file with one f32 tensor of 16 elements; tests patch it.
+std::vector<uint8_t> OneTensorFile() {
+  Writer w;
+  w.Set("general.architecture", Value("test"));
+  w.AddTensor("weight", DType::F32, {16}, Bytes(64, 1));
+  return w.Serialize();
+}
+
+std::filesystem::path TempPath(const std::string& stem) {
+  return std::filesystem::temp_directory_path() / (stem + "_" + std::to_string(getpid()) + ".gguf");
+}
+
+TEST(GgufMalformed, FileMissing) {
+  const std::string message = OpenError("/nonexistent/model.gguf");
+  EXPECT_THAT(message, HasSubstr("/nonexistent/model.gguf: cannot open"));
+  EXPECT_THAT(message, HasSubstr("No such file"));
+}
+
+TEST(GgufMalformed, FileUnreadable) {
+  const std::string dir = std::filesystem::temp_directory_path().string();
+  EXPECT_THAT(OpenError(dir), HasSubstr(dir + ": cannot read: not a regular file"));
+}
+
+TEST(GgufMalformed, FileTooSmall) {
+  EXPECT_PARSE_ERROR(std::vector<uint8_t>{}, "file too small (0 bytes)");
+  std::vector<uint8_t> bytes = OneTensorFile();
+  bytes.resize(23);
+  EXPECT_PARSE_ERROR(bytes, "file too small (23 bytes)");
+  const auto path = TempPath("dizuo_small");
+  std::ofstream(path, std::ios::binary) << "GGUF";
+  EXPECT_THAT(OpenError(path.string()), HasSubstr(path.string() + ": file too small (4 bytes)"));
+  std::filesystem::remove(path);
+}
+
+TEST(GgufMalformed, BadMagicShowsBytesFound) {
+  std::vector<uint8_t> bytes = OneTensorFile();
+  std::memcpy(bytes.data(), "GGML", 4);
+  EXPECT_PARSE_ERROR(bytes, "bad magic");
+  EXPECT_PARSE_ERROR(bytes, "found 47 47 4d 4c");
+}
+
+TEST(GgufMalformed, UnsupportedVersion) {
+  for (uint32_t version : {0u, 1u, 4u, 0x03000000u}) {
+    std::vector<uint8_t> bytes = OneTensorFile();
+    std::memcpy(bytes.data() + 4, &version, 4);
+    EXPECT_PARSE_ERROR(bytes,
+                       fmt::format("unsupported GGUF version {} (supported: 2, 3)", version));
+  }
+}
+
+TEST(GgufMalformed, TruncatedKey) {
+  Raw raw;
+  raw.Header(0, 1).U64(40).Zeros(20);
+  EXPECT_PARSE_ERROR(raw.bytes, "key of key/value pair #0 has length 40, only 20 bytes remain");
+}
+
+TEST(GgufMalformed, TruncatedValue) {
+  Raw raw;
+  raw.Header(0, 1).Key("count", ValueType::kUint64).U32(7);
+  EXPECT_PARSE_ERROR(raw.bytes,
+                     "truncated file: value of key 'count' (uint64) needs 8 bytes, only 4 remain");
+}
+
+TEST(GgufMalformed, TruncatedArray) {
+  Raw raw;
+  raw.Header(0, 1).Key("ids", ValueType::kArray).U32(static_cast<uint32_t>(ValueType::kInt32));
+  raw.U64(3).U32(1).U32(2);
+  EXPECT_PARSE_ERROR(raw.bytes, "array 'ids' claims 3 int32 elements (at least 4 bytes each)");
+}
+
+TEST(GgufMalformed, TruncatedTensorInfo) {
+  Raw raw;
+  raw.Header(1, 1).Key("pad", ValueType::kString).Str(std::string(40, 'x'));
+  raw.Tensor("a_long_tensor_name", {16, 16, 16, 16}, kF32, 0);
+  raw.bytes.resize(raw.bytes.size() - 30);  // cut inside the third dimension
+  EXPECT_PARSE_ERROR(raw.bytes,
+                     "truncated file: shape of tensor 'a_long_tensor_name' needs 8 bytes, only 6 "
+                     "remain");
+}
+
+TEST(GgufMalformed, TruncatedTensorData) {
+  std::vector<uint8_t> bytes = OneTensorFile();
+  bytes.resize(bytes.size() - 32 - 1);  // drop the padding and the last byte of the data
+  EXPECT_PARSE_ERROR(bytes, "truncated file: data of tensor 'weight' (64 bytes at data offset 0)");
+}
+
+TEST(GgufMalformed, AbsurdKeyValueCount) {
+  Raw raw;
+  raw.Header(0, uint64_t{1} << 60).Zeros(100);
+  EXPECT_PARSE_ERROR(raw.bytes, "absurd key/value count 1152921504606846976");
+}
+
+TEST(GgufMalformed, AbsurdTensorCount) {
+  Raw raw;
+  raw.Header(~uint64_t{0} / 2, 0).Zeros(100);
+  EXPECT_PARSE_ERROR(raw.bytes, "absurd tensor count 9223372036854775807");
+  // Plausible against the whole file, impossible against what is left after the metadata.
+  Raw late;
+  late.Header(3, 1).Key("pad", ValueType::kString).Str(std::string(80, 'x'));
+  EXPECT_PARSE_ERROR(late.bytes, "absurd tensor count: 3 tensor infos do not fit in the 0 bytes");
+}
+
+TEST(GgufMalformed, AbsurdStringLength) {
+  Raw raw;
+  raw.Header(0, 1).Key("name", ValueType::kString).U64(~uint64_t{0}).Zeros(16);
+  EXPECT_PARSE_ERROR(raw.bytes,
+                     "absurd string length: value of key 'name' (string) has length "
+                     "18446744073709551615, only 16 bytes remain");
+}
+
+TEST(GgufMalformed, AbsurdArrayCount) {
+  Raw raw;
+  raw.Header(0, 1).Key("scores", ValueType::kArray).U32(static_cast<uint32_t>(ValueType::kFloat64));
+  raw.U64(uint64_t{1} << 62).Zeros(64);
+  EXPECT_PARSE_ERROR(raw.bytes, "absurd array count: array 'scores' claims 4611686018427387904");
+}
+
+TEST(GgufMalformed, AbsurdNestedArrayCount) {
+  Raw raw;
+  raw.Header(0, 1).Key("nested", ValueType::kArray).U32(static_cast<uint32_t>(ValueType::kArray));
+  raw.U64(2);
+  raw.U32(static_cast<uint32_t>(ValueType::kUint8)).U64(1).Put<uint8_t>(1);  // a fine inner array
+  raw.U32(static_cast<uint32_t>(ValueType::kUint8)).U64(uint64_t{1} << 40).Zeros(8);
+  EXPECT_PARSE_ERROR(raw.bytes, "array 'nested' claims 1099511627776 uint8 elements");
+  // The outer count is bounded by the 12 bytes every inner array header needs.
+  Raw outer;
+  outer.Header(0, 1).Key("nested", ValueType::kArray).U32(static_cast<uint32_t>(ValueType::kArray));
+  outer.U64(10).Zeros(12 * 9 + 11);
+  EXPECT_PARSE_ERROR(outer.bytes,
+                     "array 'nested' claims 10 array elements (at least 12 bytes each)");
+}
+
+TEST(GgufMalformed, ArraysNestedTooDeep) {
+  Raw raw;
+  raw.Header(0, 1).Key("deep", ValueType::kArray);
+  for (int i = 0; i < 9; ++i) raw.U32(static_cast<uint32_t>(ValueType::kArray)).U64(1);
+  raw.U32(static_cast<uint32_t>(ValueType::kUint8)).U64(0).Zeros(64);
+  EXPECT_PARSE_ERROR(raw.bytes, "key 'deep': arrays nested deeper than 8 levels");
+  // Eight levels are fine.
+  Raw ok;
+  ok.Header(0, 1).Key("deep", ValueType::kArray);
+  for (int i = 0; i < 7; ++i) ok.U32(static_cast<uint32_t>(ValueType::kArray)).U64(1);
+  ok.U32(static_cast<uint32_t>(ValueType::kUint8)).U64(0);
+  EXPECT_EQ(ParseError(ok.bytes), "<no error>");
+}
+
+TEST(GgufMalformed, UnknownValueType) {
+  Raw raw;
+  raw.Header(0, 1).Str("k").U32(13).Zeros(8);
+  EXPECT_PARSE_ERROR(raw.bytes, "value type of key 'k': unknown value type 13 (at byte offset 33)");
+  Raw element;
+  element.Header(0, 1).Key("arr", ValueType::kArray).U32(0xffffffff).U64(0);
+  EXPECT_PARSE_ERROR(element.bytes, "element type of array 'arr': unknown value type 4294967295");
+}
+
+TEST(GgufMalformed, InvalidBool) {
+  Raw raw;
+  raw.Header(0, 1).Key("flag", ValueType::kBool).Put<uint8_t>(2);
+  EXPECT_PARSE_ERROR(raw.bytes, "key 'flag': invalid bool value 2");
+}
+
+TEST(GgufMalformed, UnknownTensorType) {
+  for (uint32_t type : {4u, 5u, 16u, 39u, 0xffffffffu}) {
+    Raw raw;
+    raw.Header(1, 0).Tensor("blk.0.attn_q.weight", {32}, type, 0).PadTo(32).Zeros(1024);
+    EXPECT_PARSE_ERROR(raw.bytes, fmt::format("tensor 'blk.0.attn_q.weight': unknown or "
+                                              "unsupported tensor type {}",
+                                              type));
+  }
+}
+
+TEST(GgufMalformed, NDimsOutOfRange) {
+  Raw zero;
+  zero.Header(1, 0).Str("t").U32(0).U32(kF32).U64(0).Zeros(64);
+  EXPECT_PARSE_ERROR(zero.bytes, "tensor 't': n_dims 0 out of range (1 to 4)");
+  Raw five;
+  five.Header(1, 0).Tensor("t", {1, 1, 1, 1, 1}, kF32, 0).PadTo(32).Zeros(32);
+  EXPECT_PARSE_ERROR(five.bytes, "tensor 't': n_dims 5 out of range (1 to 4)");
+}
+
+TEST(GgufMalformed, NegativeDimension) {
+  Raw raw;
+  raw.Header(1, 0).Tensor("t", {4, ~uint64_t{0}}, kF32, 0).PadTo(32).Zeros(32);
+  EXPECT_PARSE_ERROR(raw.bytes, "tensor 't': negative dimension 1 (-1)");
+}
+
+// Zero-size dimensions are rejected (by the writer too): no real model has an empty tensor, and
+// accepting them would make every consumer handle zero-byte views.
+TEST(GgufMalformed, ZeroDimension) {
+  Raw raw;
+  raw.Header(1, 0).Tensor("t", {4, 0}, kF32, 0).PadTo(32).Zeros(32);
+  EXPECT_PARSE_ERROR(raw.bytes, "tensor 't': dimension 1 is zero");
+}
+
+TEST(GgufMalformed, DimensionProductOverflow) {
+  Raw raw;
+  raw.Header(1, 0).Tensor("t", {uint64_t{1} << 32, uint64_t{1} << 32}, kF32, 0).PadTo(32);
+  EXPECT_PARSE_ERROR(raw.bytes,
+                     "tensor 't': element count overflows (shape 4294967296 x 4294967296)");
+}
+
+TEST(GgufMalformed, RowNotMultipleOfBlockSize) {
+  Raw raw;
+  raw.Header(1, 0).Tensor("q", {48, 2}, static_cast<uint32_t>(DType::Q8_0), 0).PadTo(32).Zeros(256);
+  EXPECT_PARSE_ERROR(raw.bytes,
+                     "tensor 'q': row size 48 is not a multiple of the q8_0 block size 32");
+}
+
+TEST(GgufMalformed, DataSizeOverflow) {
+  Raw raw;  // 2^62 elements fit in int64, but 2^62 x 4 bytes does not fit in 64 bits
+  raw.Header(1, 0).Tensor("t", {uint64_t{1} << 61, 2}, kF32, 0).PadTo(32);
+  EXPECT_PARSE_ERROR(raw.bytes, "tensor 't': data size overflows");
+}
+
+TEST(GgufMalformed, TensorDataOutOfFile) {
+  Raw raw;
+  raw.Header(1, 0).Tensor("t", {8}, kF32, uint64_t{1} << 40).PadTo(32).Zeros(64);
+  EXPECT_PARSE_ERROR(raw.bytes, "data of tensor 't' (32 bytes at data offset 1099511627776)");
+  Raw wrap;  // offset + data start wraps around 2^64
+  wrap.Header(1, 0).Tensor("t", {8}, kF32, ~uint64_t{0} - 31).PadTo(32).Zeros(64);
+  EXPECT_PARSE_ERROR(wrap.bytes, "extends past the end of the file");
+}
+
+TEST(GgufMalformed, MisalignedOffset) {
+  Raw raw;
+  raw.Header(1, 0).Tensor("t", {8}, kF32, 4).PadTo(32).Zeros(64);
+  EXPECT_PARSE_ERROR(raw.bytes, "tensor 't': data offset 4 is not a multiple of the alignment 32");
+}
+
+TEST(GgufMalformed, OverlappingTensors) {
+  Raw raw;
+  raw.Header(2, 0).Tensor("a", {16}, kF32, 0).Tensor("b", {8}, kF32, 32).PadTo(32).Zeros(128);
+  EXPECT_PARSE_ERROR(raw.bytes, "overlapping tensors: 'a' [0, 64) and 'b' [32, 64)");
+  Raw same;  // the same bytes claimed twice
+  same.Header(2, 0).Tensor("a", {8}, kF32, 0).Tensor("b", {8}, kF32, 0).PadTo(32).Zeros(64);
+  EXPECT_PARSE_ERROR(same.bytes, "overlapping tensors");
+}
+
+TEST(GgufMalformed, DuplicateTensorName) {
+  Raw raw;
+  raw.Header(2, 0).Tensor("w", {8}, kF32, 0).Tensor("w", {8}, kF32, 32).PadTo(32).Zeros(64);
+  EXPECT_PARSE_ERROR(raw.bytes, "duplicate tensor name 'w'");
+}
+
+TEST(GgufMalformed, EmptyTensorName) {
+  Raw raw;
+  raw.Header(1, 0).Tensor("", {8}, kF32, 0).PadTo(32).Zeros(64);
+  EXPECT_PARSE_ERROR(raw.bytes, "tensor #0 has an empty name");
+}
+
+TEST(GgufMalformed, DuplicateKey) {
+  Raw raw;
+  raw.Header(0, 2).Key("general.name", ValueType::kString).Str("a");
+  raw.Key("general.name", ValueType::kString).Str("b");
+  EXPECT_PARSE_ERROR(raw.bytes, "duplicate key 'general.name'");
+}
+
+TEST(GgufMalformed, EmptyKey) {
+  Raw raw;
+  raw.Header(0, 1).Key("", ValueType::kUint8).Put<uint8_t>(0);
+  EXPECT_PARSE_ERROR(raw.bytes, "empty key in key/value pair #0 (at byte offset 24)");
+}
+
+TEST(GgufMalformed, KeyNotUtf8) {
+  for (std::string key : {"\xff", "a\xc0\x80", "\xed\xa0\x80", "\xe2\x82"}) {
+    Raw raw;
+    raw.Header(0, 1).Key(key, ValueType::kUint8).Put<uint8_t>(0).Zeros(8);
+    EXPECT_PARSE_ERROR(raw.bytes, "key of key/value pair #0 is not valid UTF-8");
+  }
+}
+
+TEST(GgufMalformed, BadAlignment) {
+  const std::vector<std::pair<Value, std::string>> cases = {
+      {Value(uint32_t{0}), "must be a nonzero power of two, found 0"},
+      {Value(uint32_t{48}), "must be a nonzero power of two, found 48"},
+      {Value(int32_t{-32}), "must be a nonzero power of two, found -32"},
+      {Value(int64_t{std::numeric_limits<int64_t>::min()}), "must be a nonzero power of two"},
+      {Value("32"), "must be an integer, found string"},
+      {Value(32.0f), "must be an integer, found float32"},
+  };
+  for (const auto& [value, phrase] : cases) {
+    Raw raw;
+    raw.Header(0, 1).Key("general.alignment", value.type());
+    std::visit(
+        [&](const auto& v) {
+          using T = std::decay_t<decltype(v)>;
+          if constexpr (std::is_same_v<T, std::string>) {
+            raw.Str(v);
+          } else if constexpr (std::is_arithmetic_v<T>) {
+            raw.Put(v);
+          }
+        },
+        value.storage());
+    EXPECT_PARSE_ERROR(raw.bytes, "bad alignment: general.alignment " + phrase);
+  }
+}
+
+TEST(GgufReader, AlignmentOfAnyIntegerType) {
+  Writer w;
+  w.Set("general.alignment", Value(int16_t{16}));
+  w.AddTensor("t", DType::F32, {3}, Bytes(12, 0));
+  w.AddTensor("u", DType::F32, {3}, Bytes(12, 1));
+  const std::vector<uint8_t> bytes = w.Serialize();
+  const File file = File::Parse(bytes);
+  EXPECT_EQ(file.alignment(), 16u);
+  EXPECT_EQ(file.FindTensor("u")->offset, 16u);
+}
+
+// Vocab-only files: the file may end right after the tensor infos or anywhere in the padding.
+TEST(GgufReader, NoTensorsFileMayEndBeforeDataSection) {
+  Writer w;
+  w.Set("tokenizer.ggml.model", Value("gpt2"));
+  const std::vector<uint8_t> padded = w.Serialize();
+  Raw raw;
+  raw.Header(0, 1).Key("tokenizer.ggml.model", ValueType::kString).Str("gpt2");
+  ASSERT_LE(raw.bytes.size(), padded.size());
+  for (size_t n = raw.bytes.size(); n <= padded.size(); ++n) {
+    const std::vector<uint8_t> prefix(padded.begin(), padded.begin() + static_cast<ptrdiff_t>(n));
+    const File file = File::Parse(prefix);
+    EXPECT_EQ(file.metadata().GetString("tokenizer.ggml.model"), "gpt2");
+    EXPECT_TRUE(file.tensors().empty());
+  }
+}
+
+// Every proper prefix of a file that ends in tensor data is an error, never a crash; prefixes that
+// only drop the trailing padding are still valid.
+TEST(GgufMalformed, TruncatedAtEveryByte) {
+  for (uint32_t version : {2u, 3u}) {
+    Writer writer(version);
+    AddEveryValueType(writer.metadata());
+    for (const auto& t : SomeTensors()) writer.AddTensor(t.name, t.type, t.shape, t.data);
+    const std::vector<uint8_t> bytes = writer.Serialize();
+    const File full = File::Parse(bytes);
+    const TensorInfo& last = full.tensors().back();
+    const uint64_t data_end = full.data_offset() + last.offset + last.nbytes;
+    ASSERT_LT(data_end, bytes.size());  // the file ends in padding
+    for (size_t n = 0; n < bytes.size(); ++n) {
+      // A buffer of exactly n bytes, so that sanitizers see any read past it.
+      const std::vector<uint8_t> prefix(bytes.begin(), bytes.begin() + static_cast<ptrdiff_t>(n));
+      if (n < data_end) {
+        EXPECT_THAT(ParseError(prefix), HasSubstr("bad.gguf: ")) << "prefix of " << n << " bytes";
+      } else {
+        EXPECT_EQ(ParseError(prefix), "<no error>") << "prefix of " << n << " bytes";
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace dizuo::gguf
