@@ -204,7 +204,9 @@ class Parser {
     }
     version = in_.Read<uint32_t>("version");
     if (version != 2 && version != 3) {
-      in_.FailAt(4, "unsupported GGUF version {} (supported: 2, 3)", version);
+      const uint32_t swapped = __builtin_bswap32(version);
+      in_.FailAt(4, "unsupported GGUF version {} (supported: 2, 3){}", version,
+                 swapped == 2 || swapped == 3 ? "; this looks like a big-endian file" : "");
     }
     n_tensors = in_.Read<uint64_t>("tensor count");
     n_kv = in_.Read<uint64_t>("key/value count");

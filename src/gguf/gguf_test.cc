@@ -432,6 +432,10 @@ TEST(GgufMalformed, UnsupportedVersion) {
     EXPECT_PARSE_ERROR(bytes,
                        fmt::format("unsupported GGUF version {} (supported: 2, 3)", version));
   }
+  std::vector<uint8_t> big_endian = OneTensorFile();
+  big_endian[4] = 0;
+  big_endian[7] = 3;
+  EXPECT_PARSE_ERROR(big_endian, "this looks like a big-endian file");
 }
 
 TEST(GgufMalformed, TruncatedKey) {
