@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include <fmt/ranges.h>
 
@@ -62,15 +63,28 @@ class Cursor {
          offset);
   }
 
-  // Throws unless `n` more bytes exist; `what` names the item being read.
-  void Need(uint64_t n, std::string_view what) const {
-    if (n > remaining()) {
-      FailAt(pos_, "truncated file: {} needs {} bytes, only {} remain", what, n, remaining());
+  // `what` names the item being read, for error messages: a string, or a callable returning one
+  // (so that the successful path formats nothing).
+  template <typename What>
+  static std::string Describe(const What& what) {
+    if constexpr (std::is_invocable_v<What>) {
+      return what();
+    } else {
+      return std::string(what);
     }
   }
 
-  template <typename T>
-  T Read(std::string_view what) {
+  // Throws unless `n` more bytes exist.
+  template <typename What>
+  void Need(uint64_t n, const What& what) const {
+    if (n > remaining()) {
+      FailAt(pos_, "truncated file: {} needs {} bytes, only {} remain", Describe(what), n,
+             remaining());
+    }
+  }
+
+  template <typename T, typename What>
+  T Read(const What& what) {
     Need(sizeof(T), what);
     T v;
     std::memcpy(&v, bytes_.data() + pos_, sizeof(T));
@@ -78,12 +92,13 @@ class Cursor {
     return v;
   }
 
-  std::string ReadString(std::string_view what) {
+  template <typename What>
+  std::string ReadString(const What& what) {
     const uint64_t at = pos_;
-    const auto length = Read<uint64_t>(fmt::format("length of {}", what));
+    const auto length = Read<uint64_t>([&] { return "length of " + Describe(what); });
     if (length > remaining()) {
       FailAt(at, "truncated file or absurd string length: {} has length {}, only {} bytes remain",
-             what, length, remaining());
+             Describe(what), length, remaining());
     }
     std::string s(reinterpret_cast<const char*>(bytes_.data() + pos_), length);
     pos_ += length;
@@ -125,43 +140,46 @@ class Parser {
  public:
   Parser(std::span<const uint8_t> bytes, const std::string& name) : in_(bytes, name) {}
 
-  ValueType ReadValueType(std::string_view what) {
+  template <typename What>
+  ValueType ReadValueType(const What& what) {
     const uint64_t at = in_.pos();
     const auto id = in_.Read<uint32_t>(what);
-    if (!IsValidValueType(id)) in_.FailAt(at, "{}: unknown value type {}", what, id);
+    if (!IsValidValueType(id)) {
+      in_.FailAt(at, "{}: unknown value type {}", Cursor::Describe(what), id);
+    }
     return static_cast<ValueType>(id);
   }
 
   Value ReadValue(ValueType type, const std::string& key, int depth) {
     switch (type) {
       case ValueType::kUint8:
-        return Value(in_.Read<uint8_t>(ValueContext(key, type)));
+        return Value(in_.Read<uint8_t>([&] { return ValueContext(key, type); }));
       case ValueType::kInt8:
-        return Value(in_.Read<int8_t>(ValueContext(key, type)));
+        return Value(in_.Read<int8_t>([&] { return ValueContext(key, type); }));
       case ValueType::kUint16:
-        return Value(in_.Read<uint16_t>(ValueContext(key, type)));
+        return Value(in_.Read<uint16_t>([&] { return ValueContext(key, type); }));
       case ValueType::kInt16:
-        return Value(in_.Read<int16_t>(ValueContext(key, type)));
+        return Value(in_.Read<int16_t>([&] { return ValueContext(key, type); }));
       case ValueType::kUint32:
-        return Value(in_.Read<uint32_t>(ValueContext(key, type)));
+        return Value(in_.Read<uint32_t>([&] { return ValueContext(key, type); }));
       case ValueType::kInt32:
-        return Value(in_.Read<int32_t>(ValueContext(key, type)));
+        return Value(in_.Read<int32_t>([&] { return ValueContext(key, type); }));
       case ValueType::kFloat32:
-        return Value(in_.Read<float>(ValueContext(key, type)));
+        return Value(in_.Read<float>([&] { return ValueContext(key, type); }));
       case ValueType::kUint64:
-        return Value(in_.Read<uint64_t>(ValueContext(key, type)));
+        return Value(in_.Read<uint64_t>([&] { return ValueContext(key, type); }));
       case ValueType::kInt64:
-        return Value(in_.Read<int64_t>(ValueContext(key, type)));
+        return Value(in_.Read<int64_t>([&] { return ValueContext(key, type); }));
       case ValueType::kFloat64:
-        return Value(in_.Read<double>(ValueContext(key, type)));
+        return Value(in_.Read<double>([&] { return ValueContext(key, type); }));
       case ValueType::kBool: {
         const uint64_t at = in_.pos();
-        const auto b = in_.Read<uint8_t>(ValueContext(key, type));
+        const auto b = in_.Read<uint8_t>([&] { return ValueContext(key, type); });
         if (b > 1) in_.FailAt(at, "key '{}': invalid bool value {} (must be 0 or 1)", key, b);
         return Value(b == 1);
       }
       case ValueType::kString:
-        return Value(in_.ReadString(ValueContext(key, type)));
+        return Value(in_.ReadString([&] { return ValueContext(key, type); }));
       case ValueType::kArray:
         return ReadArray(key, depth);
     }
@@ -174,8 +192,10 @@ class Parser {
     if (depth >= kMaxArrayDepth) {
       in_.FailAt(at, "key '{}': arrays nested deeper than {} levels", key, kMaxArrayDepth);
     }
-    const ValueType element_type = ReadValueType(fmt::format("element type of array '{}'", key));
-    const auto count = in_.Read<uint64_t>(fmt::format("element count of array '{}'", key));
+    const ValueType element_type =
+        ReadValueType([&] { return fmt::format("element type of array '{}'", key); });
+    const auto count =
+        in_.Read<uint64_t>([&] { return fmt::format("element count of array '{}'", key); });
     const uint64_t min_size = MinEncodedSize(element_type);
     if (count > in_.remaining() / min_size) {
       in_.FailAt(at,
@@ -227,11 +247,12 @@ class Parser {
   void ParseMetadata(uint64_t n_kv, Metadata& metadata) {
     for (uint64_t i = 0; i < n_kv; ++i) {
       const uint64_t at = in_.pos();
-      std::string key = in_.ReadString(fmt::format("key of key/value pair #{}", i));
+      std::string key = in_.ReadString([&] { return fmt::format("key of key/value pair #{}", i); });
       if (key.empty()) in_.FailAt(at, "empty key in key/value pair #{}", i);
       if (!IsValidUtf8(key)) in_.FailAt(at, "key of key/value pair #{} is not valid UTF-8", i);
       if (metadata.Find(key) != nullptr) in_.FailAt(at, "duplicate key '{}'", key);
-      const ValueType type = ReadValueType(fmt::format("value type of key '{}'", key));
+      const ValueType type =
+          ReadValueType([&] { return fmt::format("value type of key '{}'", key); });
       Value value = ReadValue(type, key, 0);
       metadata.Add(std::move(key), std::move(value));
     }
@@ -240,18 +261,20 @@ class Parser {
   TensorInfo ParseTensorInfo(uint64_t i) {
     const uint64_t at = in_.pos();
     TensorInfo t;
-    t.name = in_.ReadString(fmt::format("name of tensor #{}", i));
+    t.name = in_.ReadString([&] { return fmt::format("name of tensor #{}", i); });
     if (t.name.empty()) in_.FailAt(at, "tensor #{} has an empty name", i);
     if (!IsValidUtf8(t.name)) in_.FailAt(at, "name of tensor #{} is not valid UTF-8", i);
     const uint64_t dims_at = in_.pos();
-    const auto n_dims = in_.Read<uint32_t>(fmt::format("n_dims of tensor '{}'", t.name));
+    const auto n_dims =
+        in_.Read<uint32_t>([&] { return fmt::format("n_dims of tensor '{}'", t.name); });
     if (n_dims == 0 || n_dims > kMaxDims) {
       in_.FailAt(dims_at, "tensor '{}': n_dims {} out of range (1 to {})", t.name, n_dims,
                  kMaxDims);
     }
     for (uint32_t d = 0; d < n_dims; ++d) {
       const uint64_t dim_at = in_.pos();
-      const auto dim = in_.Read<uint64_t>(fmt::format("shape of tensor '{}'", t.name));
+      const auto dim =
+          in_.Read<uint64_t>([&] { return fmt::format("shape of tensor '{}'", t.name); });
       if (dim > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
         in_.FailAt(dim_at, "tensor '{}': negative dimension {} ({})", t.name, d,
                    static_cast<int64_t>(dim));
@@ -260,13 +283,15 @@ class Parser {
       t.shape.push_back(static_cast<int64_t>(dim));
     }
     const uint64_t type_at = in_.pos();
-    const auto type_id = in_.Read<uint32_t>(fmt::format("type of tensor '{}'", t.name));
+    const auto type_id =
+        in_.Read<uint32_t>([&] { return fmt::format("type of tensor '{}'", t.name); });
     const std::optional<DTypeTraits> traits = FindDType(type_id);
     if (!traits) {
       in_.FailAt(type_at, "tensor '{}': unknown or unsupported tensor type {}", t.name, type_id);
     }
     t.type = traits->type;
-    t.offset = in_.Read<uint64_t>(fmt::format("data offset of tensor '{}'", t.name));
+    t.offset =
+        in_.Read<uint64_t>([&] { return fmt::format("data offset of tensor '{}'", t.name); });
 
     uint64_t elements = 1;
     for (int64_t d : t.shape) {
