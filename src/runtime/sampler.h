@@ -31,6 +31,7 @@ class Sampler {
   TokenId Sample(std::span<const float> logits);
   // Records a token for the penalties (prompt tokens too).
   void Accept(TokenId token);
+  // Forgets the accepted tokens and reseeds the generator: the state right after construction.
   void Reset();
 
  private:
@@ -42,7 +43,11 @@ class Sampler {
     float logit;
     float p;
   };
+  void TopPUnsorted(float top_p, float max_logit);
+
   std::vector<Candidate> candidates_;
+  std::vector<float> penalized_;  // logits after penalties (scratch)
+  std::vector<TokenId> recent_;   // the penalty window, sorted (scratch)
 };
 
 }  // namespace dizuo
