@@ -1,0 +1,63 @@
+// Places a graph's tensors in one backend buffer and runs the graph on that backend.
+//
+// Allocate gives storage to every tensor the graph created that has none yet: inputs and node
+// outputs get a slot in one arena; views take their base's storage plus their offset. Tensors
+// that already have storage (weights, KV caches, tensors of an earlier Allocate) are left alone.
+// An intermediate's memory is reused once its last reader has run (liveness over node order,
+// first-fit, 64-byte aligned slots); graph inputs and outputs are never reused, so inputs can be
+// uploaded before Compute and outputs downloaded after it.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "backends/backend.h"
+#include "core/graph.h"
+
+namespace dizuo {
+
+inline constexpr uint64_t kArenaAlignment = 64;
+
+// Where one base tensor lives in the arena and the node interval during which it is live:
+// from `first` (the producing node, or -1 for inputs) to `last` (its last reader, or the node
+// count for inputs and outputs), inclusive.
+struct ArenaSlot {
+  Tensor* tensor = nullptr;
+  uint64_t offset = 0;
+  uint64_t bytes = 0;
+  int64_t first = 0;
+  int64_t last = 0;
+};
+
+struct ArenaPlan {
+  std::vector<ArenaSlot> slots;
+  uint64_t bytes = 0;  // arena size the slots need
+};
+
+// Plans the arena for `graph` without touching any tensor.
+ArenaPlan PlanArena(Graph& graph);
+
+class Executor {
+ public:
+  explicit Executor(Backend& backend) : backend_(backend) {}
+
+  // Gives every storage-less tensor of `graph` its place (see above). The arena buffer is kept
+  // across calls and replaced by a larger one only when a graph needs more, which invalidates the
+  // placements of earlier graphs. Throws dizuo::Error when the device is out of memory.
+  void Allocate(Graph& graph);
+  // Runs every node of an allocated graph on the backend and waits for it.
+  void Compute(const Graph& graph);
+
+  Backend& backend() const { return backend_; }
+  // Bytes the last allocated graph needed, and the size of the buffer held.
+  uint64_t arena_bytes() const { return arena_bytes_; }
+  uint64_t capacity_bytes() const { return buffer_ ? buffer_->size() : 0; }
+
+ private:
+  Backend& backend_;
+  std::unique_ptr<Buffer> buffer_;
+  uint64_t arena_bytes_ = 0;
+};
+
+}  // namespace dizuo

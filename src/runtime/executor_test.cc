@@ -1,0 +1,264 @@
+#include "runtime/executor.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <map>
+#include <random>
+
+#include "backends/reference/reference_backend.h"
+
+namespace dizuo {
+namespace {
+
+constexpr int64_t kWidth = 16, kRows = 3;
+
+// A random graph over [kWidth, kRows] f32 tensors: each node reads tensors made earlier (inputs,
+// node outputs, or reshaped views of them) and some outputs are marked. `weight` is external
+// (already has storage) and feeds MATMULs.
+struct RandomGraph {
+  Graph graph;
+  Tensor weight;
+  std::vector<float> weight_data;
+  std::vector<Tensor*> inputs;
+
+  explicit RandomGraph(uint32_t seed, int nodes = 40) {
+    std::mt19937 rng(seed);
+    weight = MakeTensor(DType::F32, {kWidth, kWidth}, "w");
+    weight_data.resize(kWidth * kWidth);
+    for (size_t i = 0; i < weight_data.size(); ++i) weight_data[i] = std::sin(0.37f * i) * 0.3f;
+    weight.data = weight_data.data();
+
+    std::vector<Tensor*> pool;
+    for (int i = 0; i < 3; ++i) {
+      inputs.push_back(graph.NewInput(DType::F32, {kWidth, kRows}, "in"));
+      pool.push_back(inputs.back());
+    }
+    auto pick = [&] {
+      // Favour recent tensors so lifetimes vary between short and long.
+      const size_t n = pool.size();
+      const size_t back = std::min<size_t>(n - 1, rng() % 4 == 0 ? rng() % n : rng() % 3);
+      return pool[n - 1 - back];
+    };
+    for (int i = 0; i < nodes; ++i) {
+      Tensor* a = pick();
+      Tensor* b = pick();
+      Tensor* out = nullptr;
+      switch (rng() % 7) {
+        case 0:
+          out = graph.Add(a, b);
+          break;
+        case 1:
+          out = graph.Mul(a, b);
+          break;
+        case 2:
+          out = graph.Scale(a, 0.9f);
+          break;
+        case 3:
+          out = graph.RmsNorm(a, nullptr, 1e-5f);
+          break;
+        case 4:
+          out = graph.Glu(a, b, Activation::kSilu);
+          break;
+        case 5:
+          out = graph.MatMul(a, &weight);
+          break;
+        case 6: {
+          // Normalise over the whole tensor through a flat view, then view it back.
+          Tensor* flat = graph.Reshape(a, {kWidth * kRows});
+          Tensor* norm = graph.RmsNorm(flat, nullptr, 1e-5f);
+          out = graph.Reshape(norm, {kWidth, kRows});
+          break;
+        }
+      }
+      pool.push_back(out);
+      if (rng() % 8 == 0) graph.MarkOutput(out);
+    }
+    graph.MarkOutput(pool.back());
+  }
+
+  void Upload(Backend& backend) {
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      std::vector<float> values(kWidth * kRows);
+      for (size_t j = 0; j < values.size(); ++j) values[j] = std::cos(1.3f * j + i);
+      backend.Upload(*inputs[i], values.data(), 0, values.size() * sizeof(float));
+    }
+  }
+
+  std::vector<std::vector<float>> Outputs(Backend& backend) {
+    std::vector<std::vector<float>> outs;
+    for (Tensor* t : graph.outputs()) {
+      outs.emplace_back(t->elements());
+      backend.Download(*t, outs.back().data(), 0, t->bytes());
+    }
+    return outs;
+  }
+};
+
+// Live interval of every base tensor, computed here independently of PlanArena: from its
+// producer (or the start, for inputs) to its last reader (or the end, for inputs and outputs).
+std::map<Tensor*, std::pair<int64_t, int64_t>> Lifetimes(Graph& g) {
+  const int64_t end = static_cast<int64_t>(g.nodes().size());
+  auto base = [](Tensor* t) { return t->view_of ? t->view_of : t; };
+  std::map<Tensor*, std::pair<int64_t, int64_t>> live;
+  for (Tensor* t : g.inputs()) live[t] = {-1, end};
+  for (int64_t i = 0; i < end; ++i) {
+    const Node& n = g.nodes()[i];
+    if (!live.count(base(n.out))) live[base(n.out)] = {i, i};
+    for (Tensor* s : n.src) {
+      if (s && live.count(base(s))) live[base(s)].second = std::max(live[base(s)].second, i);
+    }
+  }
+  for (Tensor* t : g.outputs()) live[base(t)].second = end;
+  return live;
+}
+
+TEST(ExecutorTest, LiveTensorsNeverOverlap) {
+  for (uint32_t seed = 1; seed <= 50; ++seed) {
+    RandomGraph rg(seed);
+    const ArenaPlan plan = PlanArena(rg.graph);
+    auto live = Lifetimes(rg.graph);
+    ASSERT_EQ(plan.slots.size(), live.size()) << "seed " << seed;
+    for (const ArenaSlot& a : plan.slots) {
+      ASSERT_TRUE(live.count(a.tensor));
+      EXPECT_EQ(a.offset % kArenaAlignment, 0u);
+      EXPECT_GE(a.bytes, a.tensor->bytes());
+      EXPECT_LE(a.offset + a.bytes, plan.bytes);
+      for (const ArenaSlot& b : plan.slots) {
+        if (&a == &b) continue;
+        const auto [a0, a1] = live[a.tensor];
+        const auto [b0, b1] = live[b.tensor];
+        const bool overlap_in_time = a0 <= b1 && b0 <= a1;
+        const bool overlap_in_space =
+            a.offset < b.offset + b.bytes && b.offset < a.offset + a.bytes;
+        ASSERT_FALSE(overlap_in_time && overlap_in_space)
+            << "seed " << seed << ": '" << a.tensor->name << "' [" << a0 << ", " << a1 << "] and '"
+            << b.tensor->name << "' [" << b0 << ", " << b1 << "] share bytes";
+      }
+    }
+  }
+}
+
+TEST(ExecutorTest, ReuseGivesSameResultsAsPrivateStorage) {
+  auto backend = CreateReferenceBackend({});
+  for (uint32_t seed = 1; seed <= 20; ++seed) {
+    RandomGraph shared(seed);
+    Executor executor(*backend);
+    executor.Allocate(shared.graph);
+    shared.Upload(*backend);
+    executor.Compute(shared.graph);
+
+    // The same graph with every tensor in its own memory: the executor leaves it alone.
+    RandomGraph isolated(seed);
+    std::vector<std::vector<float>> storage;
+    for (Tensor& t : isolated.graph.tensors()) {
+      if (t.view_of) continue;
+      storage.emplace_back(t.elements(), std::nanf(""));
+      t.data = storage.back().data();
+    }
+    for (Tensor& t : isolated.graph.tensors()) {
+      if (t.view_of) t.data = t.view_of->data;
+    }
+    Executor untouched(*backend);
+    untouched.Allocate(isolated.graph);
+    EXPECT_EQ(untouched.arena_bytes(), 0u);
+    isolated.Upload(*backend);
+    untouched.Compute(isolated.graph);
+
+    EXPECT_EQ(shared.Outputs(*backend), isolated.Outputs(*backend)) << "seed " << seed;
+  }
+}
+
+TEST(ExecutorTest, ChainReusesMemoryAndKeepsOutputs) {
+  Graph g;
+  Tensor* x = g.NewInput(DType::F32, {1024}, "x");
+  Tensor* early = g.Scale(x, 2.0f);
+  g.MarkOutput(early);
+  Tensor* t = early;
+  for (int i = 0; i < 10; ++i) t = g.Scale(t, 0.5f);
+  g.MarkOutput(t);
+  auto backend = CreateReferenceBackend({});
+  Executor executor(*backend);
+  executor.Allocate(g);
+  // x and early are pinned; the chain alternates between two slots, and the final output takes
+  // whichever one is free when it is produced: 4 slots instead of 12.
+  EXPECT_EQ(executor.arena_bytes(), 4u * 4096);
+  std::vector<float> in(1024, 3.0f);
+  backend->Upload(*x, in.data(), 0, 4096);
+  executor.Compute(g);
+  std::vector<float> out(1024), first(1024), input(1024);
+  backend->Download(*t, out.data(), 0, 4096);
+  backend->Download(*early, first.data(), 0, 4096);
+  backend->Download(*x, input.data(), 0, 4096);
+  EXPECT_EQ(out[1023], 6.0f / 1024);
+  EXPECT_EQ(first[0], 6.0f);
+  EXPECT_EQ(input[5], 3.0f);
+}
+
+TEST(ExecutorTest, ViewsResolveToTheirBase) {
+  Graph g;
+  Tensor* x = g.NewInput(DType::F32, {4, 2}, "x");
+  Tensor* y = g.Scale(x, 1.0f);
+  Tensor* flat = g.Reshape(y, {8});
+  Tensor* flat2 = g.Reshape(flat, {2, 4});
+  Tensor* out = g.Scale(flat2, 3.0f);
+  g.MarkOutput(out);
+  auto backend = CreateReferenceBackend({});
+  Executor executor(*backend);
+  executor.Allocate(g);
+  EXPECT_EQ(flat->data, y->data);
+  EXPECT_EQ(flat2->data, y->data);
+  EXPECT_EQ(flat2->buffer, y->buffer);
+  EXPECT_EQ(flat2->offset, y->offset);
+  const std::vector<float> in = {1, 2, 3, 4, 5, 6, 7, 8};
+  backend->Upload(*x, in.data(), 0, 32);
+  executor.Compute(g);
+  std::vector<float> got(8);
+  backend->Download(*out, got.data(), 0, 32);
+  EXPECT_EQ(got, (std::vector<float>{3, 6, 9, 12, 15, 18, 21, 24}));
+}
+
+TEST(ExecutorTest, ExternalTensorsAreLeftAlone) {
+  Graph g;
+  std::vector<float> cache_data(8 * 4, 0.0f);
+  Tensor cache = MakeTensor(DType::F32, {4, 2, 4}, "cache");
+  cache.data = cache_data.data();
+  Tensor* rows = g.NewInput(DType::F32, {8, 1}, "rows");
+  Tensor* cells = g.NewInput(DType::I32, {1}, "cells");
+  g.StoreKV(&cache, rows, cells);
+  auto backend = CreateReferenceBackend({});
+  Executor executor(*backend);
+  executor.Allocate(g);
+  EXPECT_EQ(cache.data, cache_data.data());
+  EXPECT_EQ(cache.buffer, nullptr);
+  std::vector<float> r(8, 1.5f);
+  const int32_t cell = 2;
+  backend->Upload(*rows, r.data(), 0, 32);
+  backend->Upload(*cells, &cell, 0, 4);
+  executor.Compute(g);
+  EXPECT_EQ(cache_data[2 * 8 + 7], 1.5f);
+  EXPECT_EQ(cache_data[3 * 8], 0.0f);
+}
+
+TEST(ExecutorTest, BufferGrowsOnlyWhenNeeded) {
+  auto backend = CreateReferenceBackend({});
+  Executor executor(*backend);
+  auto graph_of = [](int64_t n) {
+    auto g = std::make_unique<Graph>();
+    g->MarkOutput(g->Scale(g->NewInput(DType::F32, {n}, "x"), 2.0f));
+    return g;
+  };
+  auto small = graph_of(16);
+  executor.Allocate(*small);
+  EXPECT_EQ(executor.capacity_bytes(), 128u);
+  auto big = graph_of(4096);
+  executor.Allocate(*big);
+  EXPECT_EQ(executor.capacity_bytes(), 2u * 16384);
+  auto small_again = graph_of(16);
+  executor.Allocate(*small_again);
+  EXPECT_EQ(executor.arena_bytes(), 128u);
+  EXPECT_EQ(executor.capacity_bytes(), 2u * 16384);
+}
+
+}  // namespace
+}  // namespace dizuo
