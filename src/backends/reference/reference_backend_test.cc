@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <numbers>
 
 #include "backends/reference/reference_kernels.h"
 #include "backends/testing/op_harness.h"
+#include "core/error.h"
 #include "core/quant.h"
 
 namespace dizuo {
@@ -354,6 +356,21 @@ TEST_F(ReferenceTest, SupportsRejectsWhatItDoesNotImplement) {
   strided->nb[0] = 8;
   g.Scale(strided, 2);
   EXPECT_FALSE(backend_->Supports(g.nodes().back()));
+}
+
+TEST(RegistryTest, CreatesByNameAndListsNamesOnError) {
+  const std::vector<std::string> names = BackendNames();
+  EXPECT_NE(std::find(names.begin(), names.end(), "reference"), names.end());
+  for (const std::string& name : names) {
+    EXPECT_EQ(CreateBackend(name, {.threads = 1})->device().name, name);
+  }
+  try {
+    CreateBackend("tpu9000", {});
+    FAIL() << "no error for an unknown backend";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unknown backend 'tpu9000'"), std::string::npos);
+    EXPECT_NE(std::string(e.what()).find("reference"), std::string::npos) << e.what();
+  }
 }
 
 TEST(HarnessTest, NmseAndNonFinite) {
