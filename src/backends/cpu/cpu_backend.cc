@@ -1,0 +1,211 @@
+#include "backends/cpu/cpu_backend.h"
+
+#include <atomic>
+#include <memory>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "backends/cpu/cpu_features.h"
+#include "backends/cpu/kernels.h"
+#include "backends/cpu/ops.h"
+#include "backends/cpu/thread_pool.h"
+#include "backends/host_buffer.h"
+#include "core/error.h"
+#include "core/quant.h"
+
+namespace dizuo {
+namespace cpu {
+
+ScratchNeeds ScratchFor(const Node& node) {
+  switch (node.op) {
+    case Op::kMatMul:
+      return MatMulScratch(node);
+    case Op::kRope:
+      return RopeScratch(node);
+    case Op::kAttention:
+      return AttentionScratch(node);
+    default:
+      return {};
+  }
+}
+
+namespace {
+
+bool IsF32(const Tensor* t) { return t != nullptr && t->type == DType::F32; }
+bool IsI32(const Tensor* t) { return t != nullptr && t->type == DType::I32; }
+bool IsCache(const Tensor* t) {
+  return t != nullptr && (t->type == DType::F32 || t->type == DType::F16);
+}
+bool RowsPacked(const Tensor* t) {
+  return t == nullptr || t->nb[0] == static_cast<uint64_t>(Traits(t->type).type_size);
+}
+
+void Dispatch(const Node& node, const OpContext& ctx) {
+  switch (node.op) {
+    case Op::kGetRows:
+      return GetRows(node, ctx);
+    case Op::kMatMul:
+      return MatMul(node, ctx);
+    case Op::kAdd:
+    case Op::kMul:
+      return Binary(node, ctx);
+    case Op::kScale:
+      return Scale(node, ctx);
+    case Op::kRmsNorm:
+      return RmsNorm(node, ctx);
+    case Op::kRope:
+      return Rope(node, ctx);
+    case Op::kGlu:
+      return Glu(node, ctx);
+    case Op::kAttention:
+      return Attention(node, ctx);
+    case Op::kStoreKV:
+      return StoreKV(node, ctx);
+  }
+}
+
+// Index inputs come from callers (token ids from users, cells from the engine): checked here, on
+// the calling thread, so a bad value is an Error and never an out-of-bounds access in a kernel.
+void CheckIndices(const Node& node) {
+  if (node.op == Op::kGetRows) {
+    const Tensor& ids = *node.src[1];
+    const auto* id = static_cast<const int32_t*>(ids.data);
+    for (int64_t t = 0; t < ids.ne[0]; ++t) {
+      if (id[t] < 0 || id[t] >= node.src[0]->ne[1]) {
+        Fail("GET_ROWS: id {} at index {} is outside table '{}' of {} rows", id[t], t,
+             node.src[0]->name, node.src[0]->ne[1]);
+      }
+    }
+  } else if (node.op == Op::kStoreKV) {
+    const Tensor& cells = *node.src[1];
+    const auto* cell = static_cast<const int32_t*>(cells.data);
+    for (int64_t t = 0; t < cells.ne[0]; ++t) {
+      if (cell[t] < 0 || cell[t] >= node.out->ne[2]) {
+        Fail("STORE_KV: cell {} at index {} is outside cache '{}' of {} cells", cell[t], t,
+             node.out->name, node.out->ne[2]);
+      }
+    }
+  }
+}
+
+class CpuBackend final : public Backend {
+ public:
+  explicit CpuBackend(const BackendOptions& options)
+      : kernels_(SelectKernels()), pool_(ThreadCount(options)) {
+    const CpuFeatures& cpu = HostCpu();
+    info_.name = "cpu";
+    info_.description = fmt::format("{}, {} thread{}, {}", cpu.model, pool_.size(),
+                                    pool_.size() == 1 ? "" : "s", kernels_.isa);
+    info_.host_memory = true;
+  }
+
+  const DeviceInfo& device() const override { return info_; }
+
+  std::unique_ptr<Buffer> Allocate(uint64_t bytes) override {
+    return std::make_unique<HostBuffer>(*this, bytes);
+  }
+  void Upload(const Tensor& tensor, const void* host, uint64_t offset, uint64_t size) override {
+    HostUpload(tensor, host, offset, size);
+  }
+  void Download(const Tensor& tensor, void* host, uint64_t offset, uint64_t size) override {
+    HostDownload(tensor, host, offset, size);
+  }
+
+  bool Supports(const Node& node) const override {
+    if (node.out == nullptr || !RowsPacked(node.out)) return false;
+    for (const Tensor* t : node.src) {
+      if (!RowsPacked(t)) return false;
+    }
+    const auto& s = node.src;
+    switch (node.op) {
+      case Op::kGetRows:
+        return s[0] && CanConvert(s[0]->type) && IsI32(s[1]) && IsF32(node.out);
+      case Op::kMatMul:
+        return IsF32(s[0]) && s[1] && kernels_.dot[static_cast<size_t>(s[1]->type)] != nullptr &&
+               IsF32(node.out);
+      case Op::kAdd:
+      case Op::kMul:
+      case Op::kGlu:
+        return IsF32(s[0]) && IsF32(s[1]) && IsF32(node.out);
+      case Op::kScale:
+        return IsF32(s[0]) && IsF32(node.out);
+      case Op::kRmsNorm:
+        return IsF32(s[0]) && (s[1] == nullptr || (IsF32(s[1]) && s[1]->contiguous())) &&
+               IsF32(node.out);
+      case Op::kRope:
+        return IsF32(s[0]) && IsI32(s[1]) &&
+               (s[2] == nullptr || (IsF32(s[2]) && s[2]->contiguous()));
+      case Op::kAttention:
+        return IsF32(s[0]) && IsCache(s[1]) && IsCache(s[2]) && IsI32(s[3]) && IsI32(s[4]) &&
+               s[3]->contiguous() && s[4]->contiguous() && IsF32(node.out);
+      case Op::kStoreKV:
+        return IsCache(node.out) && IsF32(s[0]) && s[0]->contiguous() && IsI32(s[1]) &&
+               s[1]->contiguous();
+    }
+    return false;
+  }
+
+  void Compute(std::span<const Node> nodes) override {
+    if (nodes.empty()) return;
+    size_t shared_bytes = 0, thread_floats = 0;
+    for (const Node& node : nodes) {
+      DZ_ASSERT(Supports(node));
+      CheckIndices(node);
+      const ScratchNeeds needs = ScratchFor(node);
+      shared_bytes = std::max(shared_bytes, needs.shared_bytes);
+      thread_floats = std::max(thread_floats, needs.thread_floats);
+    }
+    // Per-thread areas start on their own cache lines.
+    thread_floats = (thread_floats + 15) / 16 * 16;
+    if (shared_.size() < shared_bytes) shared_.resize(shared_bytes);
+    const size_t thread_total = thread_floats * static_cast<size_t>(pool_.size());
+    if (per_thread_.size() < thread_total) per_thread_.resize(thread_total);
+    counters_ = std::make_unique<std::atomic<int64_t>[]>(nodes.size());  // value-initialized: 0
+
+    pool_.Run([&](int ith) {
+      OpContext ctx;
+      ctx.ith = ith;
+      ctx.nth = pool_.size();
+      ctx.pool = &pool_;
+      ctx.kernels = &kernels_;
+      ctx.shared_scratch = shared_.data();
+      ctx.thread_scratch = per_thread_.data() + thread_floats * static_cast<size_t>(ith);
+      for (size_t i = 0; i < nodes.size(); ++i) {
+        ctx.counter = &counters_[i];
+        Dispatch(nodes[i], ctx);
+        if (i + 1 < nodes.size()) pool_.Barrier();
+      }
+    });
+  }
+
+ private:
+  static constexpr int kMaxThreads = 1024;
+
+  static int ThreadCount(const BackendOptions& options) {
+    if (options.threads < 0) Fail("cpu backend: thread count {} is negative", options.threads);
+    if (options.threads > kMaxThreads) {
+      Fail("cpu backend: {} threads requested, at most {} supported", options.threads, kMaxThreads);
+    }
+    if (options.threads > 0) return options.threads;
+    const unsigned hw = std::thread::hardware_concurrency();
+    return hw == 0 ? 1 : static_cast<int>(hw);
+  }
+
+  const Kernels& kernels_;
+  ThreadPool pool_;
+  DeviceInfo info_;
+  std::vector<uint8_t> shared_;
+  std::vector<float> per_thread_;
+  std::unique_ptr<std::atomic<int64_t>[]> counters_;
+};
+
+}  // namespace
+}  // namespace cpu
+
+std::unique_ptr<Backend> CreateCpuBackend(const BackendOptions& options) {
+  return std::make_unique<cpu::CpuBackend>(options);
+}
+
+}  // namespace dizuo

@@ -1,0 +1,180 @@
+// The CPU backend against the reference backend (the oracle), op by op, on operands shaped as
+// real models use them (stories260K, Gemma 3 270M, the llama "1b" preset), with 1, 2 and 3
+// threads. Thresholds (NMSE = Σ(cpu − ref)² / Σ ref²):
+//   - exact ops (GET_ROWS, ADD, MUL, SCALE, STORE_KV): 0 — same conversions, no reductions;
+//   - MATMUL: 1e-10. Both backends convert activations identically (bit-exact, checked in
+//     kernels_test) and form the same integer block sums, so the only difference is f32 vs f64
+//     accumulation: about (2^-24)² · blocks ≈ 1e-13. One flipped activation quant would add
+//     roughly 1e-7, so this bound catches a conversion that is merely close;
+//   - RMS_NORM, ROPE, GLU, ATTENTION: 1e-10 (f32 rounding and libm/exp differences, ~1e-14..1e-12).
+// MATMUL and every other op must also be bit-identical whatever the thread count.
+#include "backends/cpu/cpu_backend.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+
+#include "backends/cpu/cpu_features.h"
+#include "backends/reference/reference_backend.h"
+#include "backends/testing/op_harness.h"
+#include "core/error.h"
+
+namespace dizuo {
+namespace {
+
+using harness::OpSpec;
+
+class CpuVsReference : public ::testing::Test {
+ protected:
+  // Runs `spec` on the reference and on the CPU backend with 1, 2 and 3 threads; checks the
+  // NMSE bound and that the thread count does not change a single bit.
+  void Check(const OpSpec& spec, double max_nmse) {
+    const harness::Operands operands = harness::MakeOperands(spec);
+    const harness::OpRun ref = harness::RunOp(*reference_, spec, operands);
+    ASSERT_TRUE(ref.supported) << spec.Describe();
+    std::vector<float> first;
+    for (int threads : {1, 2, 3}) {
+      auto cpu = CreateCpuBackend({.threads = threads});
+      const harness::OpRun run = harness::RunOp(*cpu, spec, operands);
+      ASSERT_TRUE(run.supported) << spec.Describe();
+      ASSERT_EQ(run.values.size(), ref.values.size()) << spec.Describe();
+      const auto n = static_cast<int64_t>(ref.values.size());
+      EXPECT_EQ(harness::CountNonFinite(run.values.data(), n), 0) << spec.Describe();
+      const double nmse = harness::Nmse(run.values.data(), ref.values.data(), n);
+      EXPECT_LE(nmse, max_nmse) << spec.Describe() << " threads=" << threads;
+      if (threads == 1) {
+        std::printf("  %-50s nmse %.2e\n", spec.Describe().c_str(), nmse);
+        first = run.values;
+        worst_ = std::max(worst_, nmse);
+      } else {
+        EXPECT_EQ(0, std::memcmp(first.data(), run.values.data(), first.size() * sizeof(float)))
+            << spec.Describe() << ": result depends on the thread count (" << threads << ")";
+      }
+    }
+  }
+  void TearDown() override { RecordProperty("worst_nmse", std::to_string(worst_)); }
+
+  std::unique_ptr<Backend> reference_ = CreateReferenceBackend({});
+  double worst_ = 0;
+};
+
+constexpr double kMatMulNmse = 1e-10;
+constexpr double kFloatNmse = 1e-10;
+
+TEST_F(CpuVsReference, DeviceInfo) {
+  auto cpu = CreateCpuBackend({.threads = 2});
+  EXPECT_EQ(cpu->device().name, "cpu");
+  EXPECT_TRUE(cpu->device().host_memory);
+  EXPECT_NE(cpu->device().description.find("2 threads"), std::string::npos);
+  EXPECT_THROW(CreateCpuBackend({.threads = -1}), Error);
+  EXPECT_THROW(CreateCpuBackend({.threads = 1 << 20}), Error);
+}
+
+TEST_F(CpuVsReference, MatMulEveryWeightTypeStories260K) {
+  // stories260K: n_embd 64, n_ff 172 (f32 only: 172 is not a multiple of 32).
+  Check(harness::MatMulSpec(DType::F32, 64, 172, 7), kMatMulNmse);
+  Check(harness::MatMulSpec(DType::F32, 172, 64, 7), kMatMulNmse);
+  for (DType t :
+       {DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0}) {
+    Check(harness::MatMulSpec(t, 64, 96, 5), kMatMulNmse);
+  }
+}
+
+TEST_F(CpuVsReference, MatMulEveryWeightTypeGemmaShapes) {
+  // Gemma 3 270M: n_embd 640, n_ff 2048, q = 4 × 256; vocab rows reduced for speed.
+  for (DType t :
+       {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+        DType::Q8_0, DType::Q2_K, DType::Q3_K, DType::Q4_K, DType::Q5_K, DType::Q6_K}) {
+    // 640 is not a whole number of 256-element super-blocks: Gemma's files store those tensors
+    // in legacy types, so K-quants are checked with the 2048-long rows (and 256 for generation).
+    const bool k_quant = Traits(t).block_size == 256;
+    Check(harness::MatMulSpec(t, k_quant ? 256 : 640, 2048, 1), kMatMulNmse);  // generation
+    Check(harness::MatMulSpec(t, 2048, 640, 9), kMatMulNmse);  // prompt, odd row count
+    Check(harness::MatMulSpec(t, k_quant ? 512 : 640, 1000, 3), kMatMulNmse);  // N % 4 != 0
+  }
+}
+
+TEST_F(CpuVsReference, MatMulLlama1bShapes) {
+  for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K}) {
+    Check(harness::MatMulSpec(t, 2048, 512, 2), kMatMulNmse);
+    Check(harness::MatMulSpec(t, 8192, 30, 66), kMatMulNmse);  // > one activation block
+  }
+}
+
+TEST_F(CpuVsReference, GetRowsEveryTableType) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16, DType::Q4_0, DType::Q8_0}) {
+    Check(harness::GetRowsSpec(t, 640, 300, 11), 0.0);  // Gemma embedding width
+  }
+  for (DType t : {DType::Q4_K, DType::Q6_K}) Check(harness::GetRowsSpec(t, 2048, 100, 7), 0.0);
+  Check(harness::GetRowsSpec(DType::F32, 64, 512, 5), 0.0);
+}
+
+TEST_F(CpuVsReference, ElementwiseOps) {
+  for (bool broadcast : {false, true}) {
+    Check(harness::BinarySpec(Op::kAdd, 640, 7, broadcast), 0.0);
+    Check(harness::BinarySpec(Op::kMul, 2048, 5, broadcast), 0.0);
+  }
+  Check(harness::ScaleSpec(64, 9, 0.125f), 0.0);
+  for (Activation act : {Activation::kSilu, Activation::kGeluTanh}) {
+    Check(harness::GluSpec(172, 7, act), kFloatNmse);
+    Check(harness::GluSpec(2048, 3, act), kFloatNmse);
+  }
+}
+
+TEST_F(CpuVsReference, RmsNorm) {
+  Check(harness::RmsNormSpec(64, 7, true, 1e-5f), kFloatNmse);
+  Check(harness::RmsNormSpec(640, 5, true, 1e-6f), kFloatNmse);
+  Check(harness::RmsNormSpec(256, 12, false, 1e-6f), kFloatNmse);  // Gemma QK-norm per head
+}
+
+TEST_F(CpuVsReference, Rope) {
+  RopeParams normal;
+  normal.n_rot = 8;
+  Check(harness::RopeSpec(8, 8, 9, normal, false), kFloatNmse);  // stories260K
+  RopeParams neox;
+  neox.n_rot = 256;
+  neox.mode = RopeMode::kNeox;
+  neox.freq_base = 1e6f;
+  Check(harness::RopeSpec(256, 4, 5, neox, false), kFloatNmse);  // Gemma 3 global layers
+  RopeParams scaled = neox;
+  scaled.n_rot = 64;
+  scaled.freq_base = 500000.0f;
+  Check(harness::RopeSpec(64, 32, 3, scaled, true), kFloatNmse);  // llama 3 freq factors
+  RopeParams yarn = scaled;
+  yarn.freq_scale = 0.25f;
+  yarn.ext_factor = 1.0f;
+  yarn.n_ctx_orig = 4096;
+  Check(harness::RopeSpec(64, 8, 4, yarn, false), kFloatNmse);
+  RopeParams partial = normal;
+  partial.n_rot = 32;
+  Check(harness::RopeSpec(64, 4, 3, partial, false), kFloatNmse);  // partial rotary dims
+}
+
+TEST_F(CpuVsReference, Attention) {
+  for (DType cache : {DType::F16, DType::F32}) {
+    AttentionParams p;
+    p.scale = 1.0f / std::sqrt(8.0f);
+    Check(harness::AttentionSpec(8, 8, 4, 5, 40, 1, cache, p), kFloatNmse);  // stories260K
+    p.scale = 1.0f / 16.0f;
+    Check(harness::AttentionSpec(256, 4, 1, 3, 300, 2, cache, p), kFloatNmse);  // Gemma 3
+    AttentionParams window = p;
+    window.window = 32;
+    window.softcap = 30.0f;
+    Check(harness::AttentionSpec(256, 4, 1, 4, 200, 1, cache, window), kFloatNmse);
+    AttentionParams llama;
+    llama.scale = 0.125f;
+    Check(harness::AttentionSpec(64, 32, 8, 6, 150, 3, cache, llama), kFloatNmse);
+  }
+}
+
+TEST_F(CpuVsReference, StoreKV) {
+  for (DType cache : {DType::F16, DType::F32}) {
+    Check(harness::StoreKVSpec(8, 4, 5, 16, cache), 0.0);
+    Check(harness::StoreKVSpec(256, 1, 7, 64, cache), 0.0);
+  }
+}
+
+}  // namespace
+}  // namespace dizuo

@@ -1,0 +1,42 @@
+#include "backends/cpu/cpu_features.h"
+
+#include <fstream>
+#include <string>
+
+namespace dizuo::cpu {
+namespace {
+
+std::string ReadModelName() {
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("model name", 0) == 0) {
+      const size_t colon = line.find(':');
+      if (colon != std::string::npos && colon + 2 <= line.size()) return line.substr(colon + 2);
+    }
+  }
+  return "unknown CPU";
+}
+
+CpuFeatures Detect() {
+  CpuFeatures f;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  f.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+           __builtin_cpu_supports("f16c");
+  f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vl");
+  f.avx512_vnni = f.avx512 && __builtin_cpu_supports("avx512vnni");
+#endif
+  f.model = ReadModelName();
+  return f;
+}
+
+}  // namespace
+
+const CpuFeatures& HostCpu() {
+  static const CpuFeatures features = Detect();
+  return features;
+}
+
+}  // namespace dizuo::cpu

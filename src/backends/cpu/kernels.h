@@ -1,0 +1,57 @@
+// The CPU backend's kernel table: one entry per (weight type) dot product and per vector primitive,
+// filled by an ISA-specific file (kernels_generic.cc, kernels_avx2.cc, ...) and chosen at run time.
+//
+// A new ISA (AVX-512 VNNI, ARM NEON) adds a file that starts from the generic table and overrides
+// the entries it accelerates; SelectKernels() picks the best table the host supports.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/dtype.h"
+#include "core/graph.h"
+
+namespace dizuo::cpu {
+
+// The most weight rows and activation rows one dot-tile call handles.
+inline constexpr int kTileRows = 4;
+
+// out[c * out_stride + r] = dot(weight row r, activation row c) for r < nw, c < na, where weight
+// row r starts at w + r * w_stride and activation row c (already converted to the weight's
+// activation type) at a + c * a_stride; k is the row length in elements. Every output is
+// computed with the same operations in the same order whatever nw and na are, so results do not
+// depend on how the work was tiled or split across threads.
+using DotTileFn = void (*)(int64_t k, const void* w, size_t w_stride, int nw, const void* a,
+                           size_t a_stride, int na, float* out, size_t out_stride);
+// Converts n f32 values to an activation type (as QuantizeRow, bit for bit).
+using ConvertRowFn = void (*)(const float* x, void* dst, int64_t n);
+
+inline constexpr int kDTypeSlots = 32;  // DType values are < 32
+
+struct Kernels {
+  const char* isa = "generic";
+  DotTileFn dot[kDTypeSlots] = {};               // by weight type; nullptr: unsupported
+  ConvertRowFn to_activation[kDTypeSlots] = {};  // by activation type (Q8_0, Q8_1, Q8_K, F16, BF16)
+
+  // Attention and cache primitives.
+  float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
+  float (*dot_f32_f16)(const float* a, const uint16_t* b, int64_t n) = nullptr;
+  void (*axpy_f32)(float alpha, const float* x, float* y, int64_t n) = nullptr;  // y += alpha·x
+  void (*axpy_f16)(float alpha, const uint16_t* x, float* y, int64_t n) = nullptr;
+  void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n) = nullptr;
+  void (*scale_f32)(float alpha, float* y, int64_t n) = nullptr;  // y *= alpha
+  // out[i] = act(gate[i]) · up[i].
+  void (*glu)(Activation act, const float* gate, const float* up, float* out, int64_t n) = nullptr;
+};
+
+// The activation type a weight type's dot product consumes (F32 for F32 weights).
+DType ActivationType(DType weight);
+
+const Kernels& GenericKernels();
+#if defined(__x86_64__)
+const Kernels& Avx2Kernels();
+#endif
+// The best table for the host CPU (or the one named by $DIZUO_CPU_ISA = generic|avx2, for tests).
+const Kernels& SelectKernels();
+
+}  // namespace dizuo::cpu

@@ -1,0 +1,621 @@
+// AVX2 + FMA + F16C kernels. Only this file is compiled with those flags; SelectKernels() uses
+// the table only on CPUs that have all three.
+//
+// Quantized dot products keep GGUF's arithmetic: per block, an exact integer sum (vpmaddubsw /
+// vpmaddwd on the int8 quants) scaled by the block factors in f32. Activation conversion is bit for
+// bit QuantizeRow's (same scale formula and rounding), so results differ from the generic table
+// only by float summation order.
+#include <immintrin.h>
+
+#include <cmath>
+#include <cstring>
+
+#include "backends/cpu/kernels.h"
+#include "backends/cpu/kernels_common.h"
+#include "core/quant.h"
+#include "core/quant_blocks.h"
+
+namespace dizuo::cpu {
+namespace {
+
+// ---- helpers --------------------------------------------------------------------------------
+
+inline float HalfToFloat(uint16_t h) { return _cvtsh_ss(h); }
+
+inline float Hsum(__m256 v) {
+  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_add_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+inline float Hmax(__m256 v) {
+  __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  x = _mm_max_ps(x, _mm_movehl_ps(x, x));
+  x = _mm_max_ss(x, _mm_movehdup_ps(x));
+  return _mm_cvtss_f32(x);
+}
+
+inline int HsumI32(__m256i v) {
+  __m128i x = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(1, 0, 3, 2)));
+  x = _mm_add_epi32(x, _mm_shuffle_epi32(x, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(x);
+}
+
+inline __m256i Load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
+
+// Sum of adjacent i16 pairs → 8 × i32.
+inline __m256i PairSums(__m256i x16) { return _mm256_madd_epi16(x16, _mm256_set1_epi16(1)); }
+
+// Σ x·y over 4-element groups of signed int8 x and y → 8 × i32 (exact: |x·y| ≤ 2^14, pairs fit).
+inline __m256i DotI8(__m256i x, __m256i y) {
+  const __m256i ax = _mm256_sign_epi8(x, x);
+  const __m256i sy = _mm256_sign_epi8(y, x);
+  return PairSums(_mm256_maddubs_epi16(ax, sy));
+}
+
+// Σ u·y for unsigned u (≤ 63) and signed y → 8 × i32.
+inline __m256i DotU8I8(__m256i u, __m256i y) { return PairSums(_mm256_maddubs_epi16(u, y)); }
+
+// 16 packed bytes of nibbles → 32 bytes: low nibbles, then high nibbles (legacy block order).
+inline __m256i Nibbles16(const uint8_t* qs) {
+  const __m128i raw = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs));
+  const __m128i mask = _mm_set1_epi8(0x0f);
+  const __m128i lo = _mm_and_si128(raw, mask);
+  const __m128i hi = _mm_and_si128(_mm_srli_epi16(raw, 4), mask);
+  return _mm256_set_m128i(hi, lo);
+}
+
+// Byte i = 0xff where bit i of `bits` is set.
+inline __m256i BitsToBytes(uint32_t bits) {
+  const __m256i shuffle = _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101,
+                                             0x0202020202020202, 0x0303030303030303);
+  const __m256i select = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ull));
+  const __m256i spread = _mm256_shuffle_epi8(_mm256_set1_epi32(static_cast<int>(bits)), shuffle);
+  return _mm256_cmpeq_epi8(_mm256_and_si256(spread, select), select);
+}
+
+// ---- dot kernels: one block of weight and activation into an accumulator -----------------------
+
+// Accumulator of one output: a vector part and a scalar part subtracted at the end.
+struct Acc {
+  __m256 v = _mm256_setzero_ps();
+  float s = 0.0f;
+};
+
+struct KernelQ8_0 {
+  using W = BlockQ8_0;
+  using A = BlockQ8_0;
+  static constexpr int64_t kBlock = 32;
+  static void Block(const W* w, const A* a, Acc& acc) {
+    const __m256 d = _mm256_set1_ps(HalfToFloat(w->d) * HalfToFloat(a->d));
+    const __m256i p = DotI8(Load256(w->qs), Load256(a->qs));
+    acc.v = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc.v);
+  }
+};
+
+struct KernelQ4_0 {
+  using W = BlockQ4_0;
+  using A = BlockQ8_0;
+  static constexpr int64_t kBlock = 32;
+  static void Block(const W* w, const A* a, Acc& acc) {
+    const __m256 d = _mm256_set1_ps(HalfToFloat(w->d) * HalfToFloat(a->d));
+    const __m256i q = _mm256_sub_epi8(Nibbles16(w->qs), _mm256_set1_epi8(8));
+    const __m256i p = DotI8(q, Load256(a->qs));
+    acc.v = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc.v);
+  }
+};
+
+struct KernelQ5_0 {
+  using W = BlockQ5_0;
+  using A = BlockQ8_0;
+  static constexpr int64_t kBlock = 32;
+  static void Block(const W* w, const A* a, Acc& acc) {
+    const __m256 d = _mm256_set1_ps(HalfToFloat(w->d) * HalfToFloat(a->d));
+    const __m256i high =
+        _mm256_and_si256(BitsToBytes(LoadUnaligned<uint32_t>(w->qh)), _mm256_set1_epi8(0x10));
+    const __m256i q =
+        _mm256_sub_epi8(_mm256_or_si256(Nibbles16(w->qs), high), _mm256_set1_epi8(16));
+    const __m256i p = DotI8(q, Load256(a->qs));
+    acc.v = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc.v);
+  }
+};
+
+struct KernelQ4_1 {
+  using W = BlockQ4_1;
+  using A = BlockQ8_1;
+  static constexpr int64_t kBlock = 32;
+  static void Block(const W* w, const A* a, Acc& acc) {
+    const __m256 d = _mm256_set1_ps(HalfToFloat(w->d) * HalfToFloat(a->d));
+    const __m256i p = DotU8I8(Nibbles16(w->qs), Load256(a->qs));
+    acc.v = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc.v);
+    acc.s -= HalfToFloat(w->m) * HalfToFloat(a->s);
+  }
+};
+
+struct KernelQ5_1 {
+  using W = BlockQ5_1;
+  using A = BlockQ8_1;
+  static constexpr int64_t kBlock = 32;
+  static void Block(const W* w, const A* a, Acc& acc) {
+    const __m256 d = _mm256_set1_ps(HalfToFloat(w->d) * HalfToFloat(a->d));
+    const __m256i high =
+        _mm256_and_si256(BitsToBytes(LoadUnaligned<uint32_t>(w->qh)), _mm256_set1_epi8(0x10));
+    const __m256i p = DotU8I8(_mm256_or_si256(Nibbles16(w->qs), high), Load256(a->qs));
+    acc.v = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc.v);
+    acc.s -= HalfToFloat(w->m) * HalfToFloat(a->s);
+  }
+};
+
+// Q4_K / Q5_K: 8 sub-blocks of 32 with 6-bit scales and mins; qs holds sub-blocks 2p (low
+// nibbles) and 2p + 1 (high nibbles) of 32-byte group p; Q5_K's bit 4 of element 32j + l is bit
+// j of qh[l].
+template <typename WBlock, bool kHigh>
+struct KernelQ45_K {
+  using W = WBlock;
+  using A = BlockQ8_K;
+  static constexpr int64_t kBlock = 256;
+  static void Block(const W* w, const A* a, Acc& acc) {
+    int sc[8], mn[8];
+    for (int j = 0; j < 8; ++j) UnpackScaleMinK4(w->scales, j, &sc[j], &mn[j]);
+    int mins = 0;
+    for (int j = 0; j < 8; ++j) mins += mn[j] * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+    __m256i hbits = _mm256_setzero_si256();
+    if constexpr (kHigh) hbits = Load256(w->qh);
+    __m256i sum = _mm256_setzero_si256();
+    for (int p = 0; p < 4; ++p) {
+      const __m256i q = Load256(w->qs + 32 * p);
+      __m256i lo = _mm256_and_si256(q, mask);
+      __m256i hi = _mm256_and_si256(_mm256_srli_epi16(q, 4), mask);
+      if constexpr (kHigh) {
+        const __m256i one = _mm256_set1_epi8(1);
+        lo = _mm256_or_si256(lo, _mm256_slli_epi16(_mm256_and_si256(hbits, one), 4));
+        hi = _mm256_or_si256(
+            hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(hbits, 1), one), 4));
+        hbits = _mm256_srli_epi16(hbits, 2);
+      }
+      const __m256i p0 = _mm256_madd_epi16(_mm256_maddubs_epi16(lo, Load256(a->qs + 64 * p)),
+                                           _mm256_set1_epi16(static_cast<int16_t>(sc[2 * p])));
+      const __m256i p1 = _mm256_madd_epi16(_mm256_maddubs_epi16(hi, Load256(a->qs + 64 * p + 32)),
+                                           _mm256_set1_epi16(static_cast<int16_t>(sc[2 * p + 1])));
+      sum = _mm256_add_epi32(sum, _mm256_add_epi32(p0, p1));
+    }
+    const float d = a->d * HalfToFloat(w->d);
+    const float dmin = a->d * HalfToFloat(w->dmin);
+    acc.v = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum), acc.v);
+    acc.s += dmin * static_cast<float>(mins);
+  }
+};
+
+// Q6_K: element 128h + 32k + l has low nibble k / 2 of ql[64h + 32(k % 2) + l] and high bits
+// 2k..2k+1 of qh[32h + l]; q - 32 is summed as q·a - 32·Σa, Σa from the activation's bsums.
+struct KernelQ6_K {
+  using W = BlockQ6_K;
+  using A = BlockQ8_K;
+  static constexpr int64_t kBlock = 256;
+  static void Block(const W* w, const A* a, Acc& acc) {
+    int offset = 0;
+    for (int j = 0; j < 16; ++j) offset += w->scales[j] * a->bsums[j];
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+    const __m256i two = _mm256_set1_epi8(0x03);
+    __m256i sum = _mm256_setzero_si256();
+    for (int h = 0; h < 2; ++h) {
+      const __m256i ql0 = Load256(w->ql + 64 * h);
+      const __m256i ql1 = Load256(w->ql + 64 * h + 32);
+      const __m256i qh = Load256(w->qh + 32 * h);
+      const __m256i low[4] = {_mm256_and_si256(ql0, mask), _mm256_and_si256(ql1, mask),
+                              _mm256_and_si256(_mm256_srli_epi16(ql0, 4), mask),
+                              _mm256_and_si256(_mm256_srli_epi16(ql1, 4), mask)};
+      for (int k = 0; k < 4; ++k) {
+        const __m256i high =
+            _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * k), two), 4);
+        const __m256i q = _mm256_or_si256(low[k], high);
+        const int j = 8 * h + 2 * k;
+        const __m256i scale =
+            _mm256_set_m128i(_mm_set1_epi16(w->scales[j + 1]), _mm_set1_epi16(w->scales[j]));
+        const __m256i prod = _mm256_maddubs_epi16(q, Load256(a->qs + 128 * h + 32 * k));
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(prod, scale));
+      }
+    }
+    const float d = a->d * HalfToFloat(w->d);
+    acc.v = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sum), acc.v);
+    acc.s += d * static_cast<float>(32 * offset);
+  }
+};
+
+// nw × na outputs; each accumulator sees the same operations whatever NW and NA are.
+template <typename K, int NW, int NA>
+void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* out,
+               size_t os) {
+  const int64_t nb = k / K::kBlock;
+  Acc acc[NW][NA];
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int r = 0; r < NW; ++r) {
+      const auto* wb = reinterpret_cast<const typename K::W*>(w + r * ws) + b;
+      for (int c = 0; c < NA; ++c) {
+        K::Block(wb, reinterpret_cast<const typename K::A*>(a + c * as) + b, acc[r][c]);
+      }
+    }
+  }
+  for (int r = 0; r < NW; ++r) {
+    for (int c = 0; c < NA; ++c) out[c * os + r] = Hsum(acc[r][c].v) - acc[r][c].s;
+  }
+}
+
+template <typename K, int NW>
+void TileRows(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, int na,
+              float* out, size_t os) {
+  switch (na) {
+    case 1:
+      return TileFixed<K, NW, 1>(k, w, ws, a, as, out, os);
+    case 2:
+      return TileFixed<K, NW, 2>(k, w, ws, a, as, out, os);
+    case 3:
+      return TileFixed<K, NW, 3>(k, w, ws, a, as, out, os);
+    default:
+      return TileFixed<K, NW, 4>(k, w, ws, a, as, out, os);
+  }
+}
+
+template <typename K>
+void Tile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as, int na, float* out,
+          size_t os) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* ab = static_cast<const uint8_t*>(a);
+  switch (nw) {
+    case 1:
+      return TileRows<K, 1>(k, wb, ws, ab, as, na, out, os);
+    case 2:
+      return TileRows<K, 2>(k, wb, ws, ab, as, na, out, os);
+    case 3:
+      return TileRows<K, 3>(k, wb, ws, ab, as, na, out, os);
+    default:
+      return TileRows<K, 4>(k, wb, ws, ab, as, na, out, os);
+  }
+}
+
+// ---- float weights: 8 elements per step, scalar tail
+// ---------------------------------------------
+
+inline __m256 LoadF32(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 LoadF16(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+inline __m256 LoadBF16(const uint16_t* p) {
+  const __m256i wide = _mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  return _mm256_castsi256_ps(_mm256_slli_epi32(wide, 16));
+}
+inline float ScalarF32(const float* p) { return *p; }
+inline float ScalarF16(const uint16_t* p) { return HalfToFloat(*p); }
+inline float ScalarBF16(const uint16_t* p) { return BF16ToF32(*p); }
+
+template <typename T, __m256 (*kLoad)(const T*), float (*kScalar)(const T*), int NW, int NA>
+void FloatTileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* out,
+                    size_t os) {
+  __m256 acc[NW][NA];
+  for (int r = 0; r < NW; ++r) {
+    for (int c = 0; c < NA; ++c) acc[r][c] = _mm256_setzero_ps();
+  }
+  int64_t i = 0;
+  for (; i + 8 <= k; i += 8) {
+    __m256 av[NA];
+    for (int c = 0; c < NA; ++c) av[c] = kLoad(reinterpret_cast<const T*>(a + c * as) + i);
+    for (int r = 0; r < NW; ++r) {
+      const __m256 wv = kLoad(reinterpret_cast<const T*>(w + r * ws) + i);
+      for (int c = 0; c < NA; ++c) acc[r][c] = _mm256_fmadd_ps(wv, av[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < NW; ++r) {
+    for (int c = 0; c < NA; ++c) {
+      float sum = Hsum(acc[r][c]);
+      const T* wr = reinterpret_cast<const T*>(w + r * ws);
+      const T* ar = reinterpret_cast<const T*>(a + c * as);
+      for (int64_t j = i; j < k; ++j) sum += kScalar(wr + j) * kScalar(ar + j);
+      out[c * os + r] = sum;
+    }
+  }
+}
+
+template <typename T, __m256 (*kLoad)(const T*), float (*kScalar)(const T*)>
+void FloatTile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as, int na,
+               float* out, size_t os) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* ab = static_cast<const uint8_t*>(a);
+  // Rows beyond 4 × 4 do not occur (kTileRows); smaller tiles run the matching instance.
+#define DZ_FLOAT_TILE(NW, NA)                                                     \
+  if (nw == NW && na == NA) {                                                     \
+    return FloatTileFixed<T, kLoad, kScalar, NW, NA>(k, wb, ws, ab, as, out, os); \
+  }
+  DZ_FLOAT_TILE(4, 4)
+  DZ_FLOAT_TILE(4, 3)
+  DZ_FLOAT_TILE(4, 2)
+  DZ_FLOAT_TILE(4, 1)
+  DZ_FLOAT_TILE(3, 4)
+  DZ_FLOAT_TILE(3, 3)
+  DZ_FLOAT_TILE(3, 2)
+  DZ_FLOAT_TILE(3, 1)
+  DZ_FLOAT_TILE(2, 4)
+  DZ_FLOAT_TILE(2, 3)
+  DZ_FLOAT_TILE(2, 2)
+  DZ_FLOAT_TILE(2, 1)
+  DZ_FLOAT_TILE(1, 4)
+  DZ_FLOAT_TILE(1, 3)
+  DZ_FLOAT_TILE(1, 2)
+#undef DZ_FLOAT_TILE
+  return FloatTileFixed<T, kLoad, kScalar, 1, 1>(k, wb, ws, ab, as, out, os);
+}
+
+// ---- activation conversion (bit-identical to QuantizeRow) ---------------------------------------
+
+inline __m256 Abs(__m256 x) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), x); }
+
+// max(|x|) over 8·n values, NaN skipped (as std::max(amax, |x|) in the reference).
+inline float AbsMax(const float* x, int n8) {
+  __m256 m = _mm256_setzero_ps();
+  for (int i = 0; i < n8; ++i) m = _mm256_max_ps(Abs(_mm256_loadu_ps(x + 8 * i)), m);
+  return Hmax(m);
+}
+
+// roundf (ties away from zero) clamped to [-128, 127], NaN → -128.
+inline __m256i RoundAwayToI32(__m256 v) {
+  const __m256 t = _mm256_round_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+  const __m256 frac = Abs(_mm256_sub_ps(v, t));  // exact for |v| < 2^23
+  const __m256 bump =
+      _mm256_and_ps(_mm256_cmp_ps(frac, _mm256_set1_ps(0.5f), _CMP_GE_OQ),
+                    _mm256_or_ps(_mm256_set1_ps(1.0f), _mm256_and_ps(v, _mm256_set1_ps(-0.0f))));
+  __m256 r = _mm256_add_ps(t, bump);
+  r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-128.0f)), _mm256_set1_ps(127.0f));
+  return _mm256_cvtps_epi32(r);
+}
+
+inline __m256i RoundEvenToI32(__m256 v) {
+  __m256 r = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  r = _mm256_min_ps(_mm256_max_ps(r, _mm256_set1_ps(-128.0f)), _mm256_set1_ps(127.0f));
+  return _mm256_cvtps_epi32(r);
+}
+
+// Four vectors of 8 × i32 (each in [-128, 127]) → 32 int8 in element order.
+inline __m256i PackI8(__m256i a, __m256i b, __m256i c, __m256i d) {
+  const __m256i ab = _mm256_packs_epi32(a, b);
+  const __m256i cd = _mm256_packs_epi32(c, d);
+  const __m256i abcd = _mm256_packs_epi16(ab, cd);
+  return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+template <bool kWithSum>
+void QuantizeQ8Legacy(const float* x, void* dst, int64_t n) {
+  auto* out = static_cast<uint8_t*>(dst);
+  const size_t block_bytes = kWithSum ? sizeof(BlockQ8_1) : sizeof(BlockQ8_0);
+  for (int64_t b = 0; b < n / 32; ++b, x += 32, out += block_bytes) {
+    const float d = AbsMax(x, 4) / 127.0f;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const __m256 idv = _mm256_set1_ps(id);
+    __m256i q[4];
+    for (int i = 0; i < 4; ++i)
+      q[i] = RoundAwayToI32(_mm256_mul_ps(_mm256_loadu_ps(x + 8 * i), idv));
+    const __m256i packed = PackI8(q[0], q[1], q[2], q[3]);
+    const uint16_t dh = F32ToF16(d);
+    if constexpr (kWithSum) {
+      const int sum =
+          HsumI32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
+      const uint16_t s = F32ToF16(static_cast<float>(sum) * d);
+      std::memcpy(out, &dh, 2);
+      std::memcpy(out + 2, &s, 2);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 4), packed);
+    } else {
+      std::memcpy(out, &dh, 2);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + 2), packed);
+    }
+  }
+}
+
+void QuantizeQ8_0Row(const float* x, void* dst, int64_t n) { QuantizeQ8Legacy<false>(x, dst, n); }
+void QuantizeQ8_1Row(const float* x, void* dst, int64_t n) { QuantizeQ8Legacy<true>(x, dst, n); }
+
+void QuantizeQ8_KRow(const float* x, void* dst, int64_t n) {
+  auto* out = static_cast<BlockQ8_K*>(dst);
+  for (int64_t b = 0; b < n / 256; ++b, x += 256) {
+    BlockQ8_K block{};
+    const float amax = AbsMax(x, 32);
+    if (amax > 0.0f) {
+      float max = 0.0f;  // the first element of largest magnitude, with its sign
+      for (int e = 0; e < 256; ++e) {
+        if (std::fabs(x[e]) == amax) {
+          max = x[e];
+          break;
+        }
+      }
+      const float iscale = -127.0f / max;
+      const __m256 iv = _mm256_set1_ps(iscale);
+      for (int g = 0; g < 8; ++g) {
+        __m256i q[4];
+        for (int i = 0; i < 4; ++i) {
+          q[i] = RoundEvenToI32(_mm256_mul_ps(iv, _mm256_loadu_ps(x + 32 * g + 8 * i)));
+        }
+        _mm256_storeu_si256(reinterpret_cast<__m256i*>(block.qs + 32 * g),
+                            PackI8(q[0], q[1], q[2], q[3]));
+        block.bsums[2 * g] = static_cast<int16_t>(HsumI32(_mm256_add_epi32(q[0], q[1])));
+        block.bsums[2 * g + 1] = static_cast<int16_t>(HsumI32(_mm256_add_epi32(q[2], q[3])));
+      }
+      block.d = 1.0f / iscale;
+    }
+    std::memcpy(out + b, &block, sizeof(block));
+  }
+}
+
+void ToF16Row(const float* x, uint16_t* y, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i),
+                     _mm256_cvtps_ph(_mm256_loadu_ps(x + i), _MM_FROUND_TO_NEAREST_INT));
+  }
+  for (; i < n; ++i) y[i] = F32ToF16(x[i]);
+}
+
+void ConvertF16Row(const float* x, void* dst, int64_t n) {
+  ToF16Row(x, static_cast<uint16_t*>(dst), n);
+}
+
+void ConvertBF16Row(const float* x, void* dst, int64_t n) {
+  auto* y = static_cast<uint16_t*>(dst);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256i bits = _mm256_castps_si256(_mm256_loadu_ps(x + i));
+    const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+    __m256i rounded = _mm256_srli_epi32(
+        _mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), lsb), 16);
+    // NaN: truncate and set the quiet bit.
+    const __m256i magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
+    const __m256i is_nan = _mm256_cmpgt_epi32(magnitude, _mm256_set1_epi32(0x7f800000));
+    const __m256i nan = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x40));
+    rounded = _mm256_blendv_epi8(rounded, nan, is_nan);
+    const __m256i packed = _mm256_packus_epi32(rounded, rounded);  // values are < 2^16
+    const __m256i ordered = _mm256_permute4x64_epi64(packed, 0x08);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(y + i), _mm256_castsi256_si128(ordered));
+  }
+  for (; i < n; ++i) y[i] = F32ToBF16(x[i]);
+}
+
+// ---- attention and elementwise primitives -----------------------------------------------------
+
+float DotF32(const float* a, const float* b, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  }
+  for (; i + 8 <= n; i += 8)
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
+  float sum = Hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+float DotF32F16(const float* a, const uint16_t* b, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LoadF16(b + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), LoadF16(b + i + 8), acc1);
+  }
+  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LoadF16(b + i), acc0);
+  float sum = Hsum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) sum += a[i] * HalfToFloat(b[i]);
+  return sum;
+}
+
+void AxpyF32(float alpha, const float* x, float* y, int64_t n) {
+  const __m256 av = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, _mm256_loadu_ps(x + i), _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += alpha * x[i];
+}
+
+void AxpyF16(float alpha, const uint16_t* x, float* y, int64_t n) {
+  const __m256 av = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(y + i, _mm256_fmadd_ps(av, LoadF16(x + i), _mm256_loadu_ps(y + i)));
+  }
+  for (; i < n; ++i) y[i] += alpha * HalfToFloat(x[i]);
+}
+
+void ScaleF32(float alpha, float* y, int64_t n) {
+  const __m256 av = _mm256_set1_ps(alpha);
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_mul_ps(av, _mm256_loadu_ps(y + i)));
+  for (; i < n; ++i) y[i] *= alpha;
+}
+
+// e^x, Cephes-style: x = n·ln2 + r with |r| ≤ ln2/2, a degree-6 polynomial for e^r, and 2^n
+// built in the exponent bits. About 1 ulp on [-87, 88]; inputs are clamped to that range.
+inline __m256 Exp(__m256 x) {
+  x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
+  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
+  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
+  p = _mm256_fmadd_ps(p, _mm256_mul_ps(r, r), _mm256_add_ps(r, _mm256_set1_ps(1.0f)));
+  const __m256i bits =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+// act(gate) as x · sigmoid(c·x) with c = 1 (silu) or the gelu-tanh argument 2u/x.
+inline __m256 Activate(Activation act, __m256 x) {
+  __m256 z;
+  if (act == Activation::kSilu) {
+    z = x;
+  } else {
+    const __m256 x2 = _mm256_mul_ps(x, x);
+    const __m256 inner = _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), x2, _mm256_set1_ps(1.0f));
+    z = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(2.0f * 0.7978845608028654f), x), inner);
+  }
+  const __m256 e = Exp(_mm256_sub_ps(_mm256_setzero_ps(), z));
+  return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
+}
+
+void GluRow(Activation act, const float* gate, const float* up, float* out, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    _mm256_storeu_ps(
+        out + i, _mm256_mul_ps(Activate(act, _mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i)));
+  }
+  if (i < n) {  // the tail through the same vector code, so every element gets the same formula
+    float g[8] = {}, u[8] = {}, o[8];
+    std::memcpy(g, gate + i, static_cast<size_t>(n - i) * sizeof(float));
+    std::memcpy(u, up + i, static_cast<size_t>(n - i) * sizeof(float));
+    _mm256_storeu_ps(o, _mm256_mul_ps(Activate(act, _mm256_loadu_ps(g)), _mm256_loadu_ps(u)));
+    std::memcpy(out + i, o, static_cast<size_t>(n - i) * sizeof(float));
+  }
+}
+
+Kernels MakeAvx2() {
+  Kernels k = GenericKernels();
+  k.isa = "avx2";
+  auto slot = [](DType t) { return static_cast<size_t>(t); };
+  k.dot[slot(DType::F32)] = FloatTile<float, LoadF32, ScalarF32>;
+  k.dot[slot(DType::F16)] = FloatTile<uint16_t, LoadF16, ScalarF16>;
+  k.dot[slot(DType::BF16)] = FloatTile<uint16_t, LoadBF16, ScalarBF16>;
+  k.dot[slot(DType::Q4_0)] = Tile<KernelQ4_0>;
+  k.dot[slot(DType::Q4_1)] = Tile<KernelQ4_1>;
+  k.dot[slot(DType::Q5_0)] = Tile<KernelQ5_0>;
+  k.dot[slot(DType::Q5_1)] = Tile<KernelQ5_1>;
+  k.dot[slot(DType::Q8_0)] = Tile<KernelQ8_0>;
+  k.dot[slot(DType::Q4_K)] = Tile<KernelQ45_K<BlockQ4_K, false>>;
+  k.dot[slot(DType::Q5_K)] = Tile<KernelQ45_K<BlockQ5_K, true>>;
+  k.dot[slot(DType::Q6_K)] = Tile<KernelQ6_K>;
+  k.to_activation[slot(DType::Q8_0)] = QuantizeQ8_0Row;
+  k.to_activation[slot(DType::Q8_1)] = QuantizeQ8_1Row;
+  k.to_activation[slot(DType::Q8_K)] = QuantizeQ8_KRow;
+  k.to_activation[slot(DType::F16)] = ConvertF16Row;
+  k.to_activation[slot(DType::BF16)] = ConvertBF16Row;
+  k.dot_f32 = DotF32;
+  k.dot_f32_f16 = DotF32F16;
+  k.axpy_f32 = AxpyF32;
+  k.axpy_f16 = AxpyF16;
+  k.f32_to_f16 = ToF16Row;
+  k.scale_f32 = ScaleF32;
+  k.glu = GluRow;
+  return k;
+}
+
+}  // namespace
+
+const Kernels& Avx2Kernels() {
+  static const Kernels kernels = MakeAvx2();
+  return kernels;
+}
+
+}  // namespace dizuo::cpu

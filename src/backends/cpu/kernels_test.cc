@@ -1,0 +1,250 @@
+// Kernel-level checks of every table the host can run (generic and each ISA):
+// - activation conversion is bit-identical to QuantizeRow (the reference's conversion);
+// - dot products equal the reference's integer-exact dot (reference::DotRow) up to float
+//   summation order;
+// - a tile's outputs do not depend on the tile shape;
+// - the vectorized activations are accurate;
+// - the thread pool's barrier orders phases.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "backends/cpu/cpu_features.h"
+#include "backends/cpu/kernels.h"
+#include "backends/cpu/thread_pool.h"
+#include "backends/reference/reference_kernels.h"
+#include "core/quant.h"
+
+namespace dizuo::cpu {
+namespace {
+
+std::vector<const Kernels*> Tables() {
+  std::vector<const Kernels*> tables = {&GenericKernels()};
+#if defined(__x86_64__)
+  if (HostCpu().avx2) tables.push_back(&Avx2Kernels());
+#endif
+  return tables;
+}
+
+std::vector<float> RandomValues(int64_t n, uint32_t seed, float range = 1.0f) {
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-range, range);
+  std::vector<float> v(static_cast<size_t>(n));
+  for (float& x : v) x = dist(rng);
+  return v;
+}
+
+const DType kWeightTypes[] = {DType::F32,  DType::F16,  DType::BF16, DType::Q4_0, DType::Q4_1,
+                              DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q2_K, DType::Q3_K,
+                              DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+TEST(CpuKernels, ActivationConversionIsBitIdenticalToQuantizeRow) {
+  const DType types[] = {DType::Q8_0, DType::Q8_1, DType::Q8_K, DType::F16, DType::BF16};
+  // Random rows at several magnitudes, plus rows built to hit rounding ties and edge cases.
+  std::vector<std::vector<float>> rows;
+  for (uint32_t s = 0; s < 20; ++s) {
+    rows.push_back(RandomValues(512, s, std::pow(10.0f, static_cast<float>(s % 7) - 3.0f)));
+  }
+  std::vector<float> ties(512);
+  for (int i = 0; i < 512; ++i) ties[i] = 0.5f * static_cast<float>(i % 255 - 127);
+  rows.push_back(ties);
+  rows.push_back(std::vector<float>(512, 0.0f));
+  std::vector<float> mixed = RandomValues(512, 99);
+  for (int i = 0; i < 512; i += 37) mixed[i] = -mixed[i] * 100.0f;
+  for (int i = 0; i < 64; ++i) mixed[i] = 0.0f;  // an all-zero block
+  mixed[300] = 3.0f;
+  mixed[301] = -3.0f;  // equal magnitudes of both signs: the first decides the Q8_K scale
+  rows.push_back(mixed);
+  for (const Kernels* k : Tables()) {
+    for (DType t : types) {
+      for (size_t r = 0; r < rows.size(); ++r) {
+        const auto bytes = static_cast<size_t>(*RowBytes(t, 512));
+        std::vector<uint8_t> want(bytes), got(bytes, 0xAB);
+        QuantizeRow(t, rows[r].data(), want.data(), 512);
+        k->to_activation[static_cast<size_t>(t)](rows[r].data(), got.data(), 512);
+        ASSERT_EQ(0, std::memcmp(want.data(), got.data(), bytes))
+            << k->isa << " " << Name(t) << " row " << r;
+      }
+    }
+  }
+}
+
+// Weight rows quantized from random data, activations converted by the table itself.
+struct DotCase {
+  DType type;
+  int64_t k, n, m;
+  std::vector<uint8_t> w, a;
+  size_t w_stride, a_stride;
+};
+
+DotCase MakeCase(const Kernels& kern, DType type, int64_t k, int64_t n, int64_t m, uint32_t seed) {
+  DotCase c{type, k, n, m, {}, {}, 0, 0};
+  c.w_stride = static_cast<size_t>(*RowBytes(type, static_cast<uint64_t>(k)));
+  const DType act = ActivationType(type);
+  c.a_stride = static_cast<size_t>(*RowBytes(act, static_cast<uint64_t>(k)));
+  c.w.resize(c.w_stride * static_cast<size_t>(n));
+  c.a.resize(c.a_stride * static_cast<size_t>(m));
+  const std::vector<float> wf = RandomValues(k * n, seed);
+  const std::vector<float> af = RandomValues(k * m, seed + 1000, 3.0f);
+  for (int64_t r = 0; r < n; ++r)
+    QuantizeRow(type, wf.data() + r * k, c.w.data() + r * c.w_stride, k);
+  for (int64_t r = 0; r < m; ++r) {
+    if (act == DType::F32) {
+      std::memcpy(c.a.data() + r * c.a_stride, af.data() + r * k, static_cast<size_t>(k) * 4);
+    } else {
+      kern.to_activation[static_cast<size_t>(act)](af.data() + r * k, c.a.data() + r * c.a_stride,
+                                                   k);
+    }
+  }
+  return c;
+}
+
+// out[c * n + r] via tiles of at most tw × ta.
+std::vector<float> RunTiles(const Kernels& kern, const DotCase& c, int tw, int ta) {
+  std::vector<float> out(static_cast<size_t>(c.n * c.m));
+  for (int64_t r = 0; r < c.n; r += tw) {
+    for (int64_t col = 0; col < c.m; col += ta) {
+      const int nw = static_cast<int>(std::min<int64_t>(tw, c.n - r));
+      const int na = static_cast<int>(std::min<int64_t>(ta, c.m - col));
+      kern.dot[static_cast<size_t>(c.type)](c.k, c.w.data() + r * c.w_stride, c.w_stride, nw,
+                                            c.a.data() + col * c.a_stride, c.a_stride, na,
+                                            out.data() + col * c.n + r, static_cast<size_t>(c.n));
+    }
+  }
+  return out;
+}
+
+TEST(CpuKernels, DotProductsMatchReference) {
+  for (const Kernels* k : Tables()) {
+    for (DType type : kWeightTypes) {
+      // 172 is stories260K's n_ff (f32 only there); K-quants need multiples of 256.
+      const int64_t lengths[] = {Traits(type).block_size == 256 ? 256 : 172, 2048};
+      for (int64_t len : lengths) {
+        if (len % Traits(type).block_size != 0) continue;
+        const DotCase c = MakeCase(*k, type, len, 7, 5, 42);
+        const std::vector<float> got = RunTiles(*k, c, 4, 4);
+        double err = 0, ref = 0;
+        for (int64_t r = 0; r < c.n; ++r) {
+          for (int64_t col = 0; col < c.m; ++col) {
+            const double want = reference::DotRow(type, c.w.data() + r * c.w_stride,
+                                                  c.a.data() + col * c.a_stride, len);
+            const double diff = got[col * c.n + r] - want;
+            err += diff * diff;
+            ref += want * want;
+          }
+        }
+        // Same integer sums and block factors; only the f32 vs f64 accumulation differs.
+        EXPECT_LT(err / ref, 1e-11) << k->isa << " " << Name(type) << " k=" << len;
+      }
+    }
+  }
+}
+
+TEST(CpuKernels, TileShapeDoesNotChangeResults) {
+  for (const Kernels* k : Tables()) {
+    for (DType type : kWeightTypes) {
+      const int64_t len = Traits(type).block_size == 256 ? 512 : 96;
+      const DotCase c = MakeCase(*k, type, len, 9, 7, 7);
+      const std::vector<float> one = RunTiles(*k, c, 1, 1);
+      for (auto [tw, ta] : {std::pair{4, 4}, {3, 2}, {2, 3}, {4, 1}, {1, 4}}) {
+        const std::vector<float> tiled = RunTiles(*k, c, tw, ta);
+        EXPECT_EQ(0, std::memcmp(one.data(), tiled.data(), one.size() * sizeof(float)))
+            << k->isa << " " << Name(type) << " tile " << tw << "x" << ta;
+      }
+    }
+  }
+}
+
+double SiluExact(double x) { return x / (1.0 + std::exp(-x)); }
+// 0.5·x·(1 + tanh(u)) written as x·sigmoid(2u), which does not cancel for negative x.
+double GeluTanhExact(double x) {
+  return x / (1.0 + std::exp(-2.0 * 0.7978845608028654 * (x + 0.044715 * x * x * x)));
+}
+
+TEST(CpuKernels, GluActivationsAreAccurate) {
+  // x over [-12, 12] in steps of 1e-4, up = 1 so out = act(x). Where |act(x)| >= 1e-4 the
+  // relative error must be below 5e-7 (silu) / 2e-6 (gelu_tanh: rounding its f32 argument
+  // z = 2u alone costs up to |z|·2^-24 ≈ 1e-6 there, in libm-based code too); below that (the far
+  // negative tail, where the f32 argument of exp alone carries a relative error of |z|·2^-24) the
+  // absolute error must be below 1e-9.
+  std::vector<float> x, up;
+  for (int i = -120000; i <= 120000; ++i) x.push_back(static_cast<float>(i) * 1e-4f);
+  for (float v : {-100.0f, -50.0f, 50.0f, 100.0f, 0.0f}) x.push_back(v);
+  up.assign(x.size(), 1.0f);
+  std::vector<float> out(x.size());
+  for (const Kernels* k : Tables()) {
+    for (Activation act : {Activation::kSilu, Activation::kGeluTanh}) {
+      k->glu(act, x.data(), up.data(), out.data(), static_cast<int64_t>(x.size()));
+      double worst_rel = 0, worst_abs = 0;
+      for (size_t i = 0; i < x.size(); ++i) {
+        const double want = act == Activation::kSilu ? SiluExact(x[i]) : GeluTanhExact(x[i]);
+        const double err = std::fabs(out[i] - want);
+        if (std::fabs(want) >= 1e-4) {
+          worst_rel = std::max(worst_rel, err / std::fabs(want));
+        } else {
+          worst_abs = std::max(worst_abs, err);
+        }
+      }
+      const char* name = act == Activation::kSilu ? "silu" : "gelu_tanh";
+      EXPECT_LT(worst_rel, act == Activation::kSilu ? 5e-7 : 2e-6) << k->isa << " " << name;
+      EXPECT_LT(worst_abs, 1e-9) << k->isa << " " << name;
+      std::printf("%s %s: max relative error %.2e, max absolute error in the tail %.2e\n", k->isa,
+                  name, worst_rel, worst_abs);
+    }
+  }
+}
+
+TEST(CpuKernels, VectorPrimitivesMatchScalar) {
+  const std::vector<float> a = RandomValues(259, 3), b = RandomValues(259, 4);
+  std::vector<uint16_t> bh(b.size());
+  for (size_t i = 0; i < b.size(); ++i) bh[i] = F32ToF16(b[i]);
+  double want = 0, want_h = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    want += static_cast<double>(a[i]) * b[i];
+    want_h += static_cast<double>(a[i]) * F16ToF32(bh[i]);
+  }
+  for (const Kernels* k : Tables()) {
+    EXPECT_NEAR(k->dot_f32(a.data(), b.data(), 259), want, 1e-5) << k->isa;
+    EXPECT_NEAR(k->dot_f32_f16(a.data(), bh.data(), 259), want_h, 1e-5) << k->isa;
+    std::vector<uint16_t> h(b.size());
+    k->f32_to_f16(b.data(), h.data(), 259);
+    EXPECT_EQ(h, bh) << k->isa;
+    std::vector<float> y(a), yh(a);
+    k->axpy_f32(0.5f, b.data(), y.data(), 259);
+    k->axpy_f16(0.5f, bh.data(), yh.data(), 259);
+    k->scale_f32(2.0f, y.data(), 259);
+    for (size_t i = 0; i < a.size(); ++i) {
+      EXPECT_FLOAT_EQ(y[i], 2.0f * (a[i] + 0.5f * b[i])) << k->isa;
+      EXPECT_FLOAT_EQ(yh[i], a[i] + 0.5f * F16ToF32(bh[i])) << k->isa;
+    }
+  }
+}
+
+TEST(CpuThreadPool, BarrierSeparatesPhases) {
+  for (int threads : {1, 2, 3, 5}) {
+    ThreadPool pool(threads);
+    for (int run = 0; run < 10; ++run) {
+      std::vector<int> slots(static_cast<size_t>(threads), 0);
+      std::atomic<int> bad{0};
+      pool.Run([&](int ith) {
+        for (int phase = 1; phase <= 20; ++phase) {
+          slots[static_cast<size_t>(ith)] = phase;
+          pool.Barrier();
+          for (int v : slots) {
+            if (v != phase) bad.fetch_add(1);
+          }
+          pool.Barrier();
+        }
+      });
+      ASSERT_EQ(bad.load(), 0) << threads << " threads";
+    }
+  }
+}
+
+}  // namespace
+}  // namespace dizuo::cpu

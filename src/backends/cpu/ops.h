@@ -1,0 +1,62 @@
+// CPU op kernels (internal to the CPU backend). Every thread of the pool calls each op with its
+// own OpContext; an op splits its work by ctx.ith / ctx.nth (or through ctx.counter) and may call
+// ctx.Barrier() between phases, which every thread must then reach.
+#pragma once
+
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+
+#include "backends/cpu/kernels.h"
+#include "backends/cpu/thread_pool.h"
+#include "core/graph.h"
+
+namespace dizuo::cpu {
+
+struct OpContext {
+  int ith = 0;
+  int nth = 1;
+  ThreadPool* pool = nullptr;
+  const Kernels* kernels = nullptr;
+  uint8_t* shared_scratch = nullptr;        // one area for the whole team (per node)
+  float* thread_scratch = nullptr;          // this thread's own area
+  std::atomic<int64_t>* counter = nullptr;  // zero at the start of the node; for dynamic splits
+  void Barrier() const { pool->Barrier(); }
+};
+
+// Scratch an op needs: bytes shared by the team, and floats for each thread.
+struct ScratchNeeds {
+  size_t shared_bytes = 0;
+  size_t thread_floats = 0;
+};
+ScratchNeeds ScratchFor(const Node& node);
+
+// Address of row `r` of `t` (rows numbered over ne[1], ne[2], ne[3] in that order).
+inline char* RowPtr(const Tensor& t, int64_t r) {
+  const int64_t i1 = r % t.ne[1];
+  const int64_t i2 = (r / t.ne[1]) % t.ne[2];
+  const int64_t i3 = r / (t.ne[1] * t.ne[2]);
+  return static_cast<char*>(t.data) + i1 * t.nb[1] + i2 * t.nb[2] + i3 * t.nb[3];
+}
+
+// [begin, end) of `n` items for thread ith of nth (contiguous, balanced).
+inline void SplitRange(int64_t n, int ith, int nth, int64_t* begin, int64_t* end) {
+  *begin = n * ith / nth;
+  *end = n * (ith + 1) / nth;
+}
+
+void GetRows(const Node& node, const OpContext& ctx);
+void MatMul(const Node& node, const OpContext& ctx);
+void Binary(const Node& node, const OpContext& ctx);  // ADD, MUL
+void Scale(const Node& node, const OpContext& ctx);
+void RmsNorm(const Node& node, const OpContext& ctx);
+void Rope(const Node& node, const OpContext& ctx);
+void Glu(const Node& node, const OpContext& ctx);
+void Attention(const Node& node, const OpContext& ctx);
+void StoreKV(const Node& node, const OpContext& ctx);
+
+ScratchNeeds MatMulScratch(const Node& node);
+ScratchNeeds RopeScratch(const Node& node);
+ScratchNeeds AttentionScratch(const Node& node);
+
+}  // namespace dizuo::cpu

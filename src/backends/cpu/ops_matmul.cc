@@ -1,0 +1,118 @@
+// MATMUL: out[N, M] = x[K, M] · w[K, N]ᵀ on the weight's bytes in place.
+//
+// Phase 1 converts each activation row once to the weight's activation type (Q8_0 / Q8_1 / Q8_K,
+// f16 / bf16 rounding), rows split across threads. Phase 2 computes dot-product tiles of up to
+// kTileRows weight rows × kTileRows activation rows, so each decoded weight block is reused for
+// several activation rows while it is in registers/L1. Work items (a chunk of weight rows × a block
+// of activation rows) are taken from a shared counter, so a thread that was descheduled does not
+// hold the others back; the tile kernels make every output independent of the split.
+#include <algorithm>
+#include <cstring>
+
+#include "backends/cpu/ops.h"
+#include "core/error.h"
+
+namespace dizuo::cpu {
+namespace {
+
+// Activation rows per work item for prompt batches: the converted rows of one block stay in L2
+// while a chunk of weight rows sweeps them.
+constexpr int64_t kActivationBlock = 64;
+
+bool UniformRows(const Tensor& t) {
+  return t.nb[2] == t.nb[1] * static_cast<uint64_t>(t.ne[1]) &&
+         t.nb[3] == t.nb[2] * static_cast<uint64_t>(t.ne[2]);
+}
+
+// Whether phase 1 must write converted activations to scratch (always, unless the weight is f32
+// and x's rows are evenly strided, in which case the dot products read x directly).
+bool NeedsConversion(const Node& node) {
+  return ActivationType(node.src[1]->type) != DType::F32 || !UniformRows(*node.src[0]);
+}
+
+uint64_t ActivationRowBytes(const Node& node) {
+  return *RowBytes(ActivationType(node.src[1]->type), static_cast<uint64_t>(node.src[0]->ne[0]));
+}
+
+// Weight rows per work item: enough items for load balance (about 8 per thread at 2 threads),
+// at least one tile, a multiple of the tile height.
+int64_t WeightChunk(int64_t n, int64_t m, int nth) {
+  const int64_t per_item = m > 1 ? 32 : std::clamp<int64_t>(n / (8 * nth), 8, 128);
+  return (per_item + kTileRows - 1) / kTileRows * kTileRows;
+}
+
+}  // namespace
+
+ScratchNeeds MatMulScratch(const Node& node) {
+  ScratchNeeds needs;
+  if (NeedsConversion(node)) {
+    needs.shared_bytes = ActivationRowBytes(node) * static_cast<uint64_t>(node.src[0]->rows());
+  }
+  return needs;
+}
+
+void MatMul(const Node& node, const OpContext& ctx) {
+  const Tensor& x = *node.src[0];
+  const Tensor& w = *node.src[1];
+  const Tensor& out = *node.out;
+  const int64_t k = x.ne[0];
+  const int64_t n = w.ne[1];
+  const int64_t m = x.rows();
+  const DType act = ActivationType(w.type);
+  const DotTileFn dot = ctx.kernels->dot[static_cast<size_t>(w.type)];
+  DZ_ASSERT(dot != nullptr);
+
+  const uint8_t* a_base;
+  size_t a_stride;
+  if (NeedsConversion(node)) {
+    const uint64_t row_bytes = ActivationRowBytes(node);
+    int64_t begin, end;
+    SplitRange(m, ctx.ith, ctx.nth, &begin, &end);
+    for (int64_t r = begin; r < end; ++r) {
+      const auto* src = reinterpret_cast<const float*>(RowPtr(x, r));
+      uint8_t* dst = ctx.shared_scratch + r * row_bytes;
+      if (act == DType::F32) {
+        std::memcpy(dst, src, static_cast<size_t>(k) * sizeof(float));
+      } else {
+        ctx.kernels->to_activation[static_cast<size_t>(act)](src, dst, k);
+      }
+    }
+    ctx.Barrier();
+    a_base = ctx.shared_scratch;
+    a_stride = row_bytes;
+  } else {
+    a_base = static_cast<const uint8_t*>(x.data);
+    a_stride = x.nb[1];
+  }
+
+  const auto* w_base = static_cast<const uint8_t*>(w.data);
+  const size_t w_stride = w.nb[1];
+  // Output rows are evenly strided: out is created contiguous by the graph.
+  auto* o_base = static_cast<uint8_t*>(out.data);
+  const size_t o_stride_floats = out.nb[1] / sizeof(float);
+  DZ_ASSERT(UniformRows(out) && out.nb[0] == sizeof(float));
+
+  const int64_t chunk = WeightChunk(n, m, ctx.nth);
+  const int64_t n_chunks = (n + chunk - 1) / chunk;
+  const int64_t a_block = m > 1 ? kActivationBlock : 1;
+  const int64_t n_ablocks = (m + a_block - 1) / a_block;
+  const int64_t items = n_chunks * n_ablocks;
+  for (int64_t item = ctx.counter->fetch_add(1, std::memory_order_relaxed); item < items;
+       item = ctx.counter->fetch_add(1, std::memory_order_relaxed)) {
+    const int64_t r0 = (item % n_chunks) * chunk;
+    const int64_t r1 = std::min(n, r0 + chunk);
+    const int64_t c0 = (item / n_chunks) * a_block;
+    const int64_t c1 = std::min(m, c0 + a_block);
+    for (int64_t r = r0; r < r1; r += kTileRows) {
+      const int nw = static_cast<int>(std::min<int64_t>(kTileRows, r1 - r));
+      for (int64_t c = c0; c < c1; c += kTileRows) {
+        const int na = static_cast<int>(std::min<int64_t>(kTileRows, c1 - c));
+        float* o = reinterpret_cast<float*>(o_base) + c * o_stride_floats + r;
+        dot(k, w_base + r * w_stride, w_stride, nw, a_base + c * a_stride, a_stride, na, o,
+            o_stride_floats);
+      }
+    }
+  }
+}
+
+}  // namespace dizuo::cpu
