@@ -1,0 +1,96 @@
+// MATMUL throughput of the CPU backend (not part of ctest): weights of 2048 × 2048 and
+// 2048 × 8192 (K × N) in f16, q8_0, q4_0, q4_K and q6_K, with 1 and 2 threads, for generation
+// (M = 1 activation row) and prompt batches (M = 64, 512). Reports GFLOP/s (2·M·N·K per
+// product) and the weight bytes streamed per second.
+//
+//   cpu_kernels_bench [--benchmark_filter=q4_0]   (DIZUO_CPU_ISA=generic for the scalar table)
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "backends/backend.h"
+#include "backends/cpu/cpu_backend.h"
+#include <fmt/format.h>
+
+#include "core/graph.h"
+#include "core/quant.h"
+
+namespace dizuo {
+namespace {
+
+constexpr int64_t kK = 2048;
+const DType kTypes[] = {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
+
+// A K × N weight: 64 distinct random rows (quantizing K-quants is slow), repeated.
+const std::vector<uint8_t>& Weight(DType type, int64_t n) {
+  static std::vector<uint8_t> cache[32][2];
+  std::vector<uint8_t>& w = cache[static_cast<int>(type)][n > kK ? 1 : 0];
+  if (!w.empty()) return w;
+  const uint64_t row = *RowBytes(type, kK);
+  std::mt19937 rng(1);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> values(kK);
+  std::vector<uint8_t> distinct(row * 64);
+  for (int r = 0; r < 64; ++r) {
+    for (float& v : values) v = dist(rng);
+    QuantizeRow(type, values.data(), distinct.data() + r * row, kK);
+  }
+  w.resize(row * static_cast<uint64_t>(n));
+  for (int64_t r = 0; r < n; ++r) {
+    std::copy_n(distinct.data() + (r % 64) * row, row, w.data() + r * row);
+  }
+  return w;
+}
+
+void BM_MatMul(benchmark::State& state) {
+  const DType type = kTypes[state.range(0)];
+  const int64_t n = state.range(1);
+  const int64_t m = state.range(2);
+  const int threads = static_cast<int>(state.range(3));
+  auto backend = CreateCpuBackend({.threads = threads});
+  const std::vector<uint8_t>& weight = Weight(type, n);
+
+  Graph graph;
+  Tensor* x = graph.NewInput(DType::F32, {kK, m}, "x");
+  Tensor w = MakeTensor(type, {kK, n}, "w");
+  w.data = const_cast<uint8_t*>(weight.data());
+  Tensor* out = graph.MatMul(x, &w);
+  std::vector<float> xs(static_cast<size_t>(kK * m)), ys(static_cast<size_t>(n * m));
+  std::mt19937 rng(2);
+  std::normal_distribution<float> dist;
+  for (float& v : xs) v = dist(rng);
+  x->data = xs.data();
+  out->data = ys.data();
+
+  for (auto _ : state) {
+    backend->Compute(graph.nodes());
+    backend->Synchronize();
+    benchmark::DoNotOptimize(ys.data());
+  }
+  const double flops = 2.0 * static_cast<double>(m * n * kK);
+  state.counters["GFLOP/s"] =
+      benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(weight.size()) * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+  state.SetLabel(fmt::format("{} {}x{} M={} t={} [{}]", Name(type), kK, n, m, threads,
+                             backend->device().description));
+}
+
+void Args(benchmark::internal::Benchmark* b) {
+  for (int t = 0; t < static_cast<int>(std::size(kTypes)); ++t) {
+    for (int64_t n : {kK, 4 * kK}) {
+      for (int64_t m : {1, 64, 512}) {
+        for (int threads : {1, 2}) b->Args({t, n, m, threads});
+      }
+    }
+  }
+  b->ArgNames({"type", "n", "m", "threads"})->Unit(benchmark::kMillisecond)->UseRealTime();
+}
+
+BENCHMARK(BM_MatMul)->Apply(Args);
+
+}  // namespace
+}  // namespace dizuo
+
+BENCHMARK_MAIN();
