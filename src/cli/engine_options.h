@@ -1,0 +1,72 @@
+// Options that the model-running subcommands (run, chat, perplexity) share, and the generation
+// loop that run and chat share.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+
+#include "runtime/engine.h"
+#include "runtime/sampler.h"
+
+namespace dizuo::cli {
+
+struct ModelFlags {
+  std::string model;
+  std::string backend = "cpu";
+  int threads = 0;
+  int n_ctx = 0;
+  int n_batch = 512;
+};
+
+// -m, --backend, --threads, -c, --batch.
+void AddModelFlags(CLI::App& app, ModelFlags& flags);
+// Checks the flags (clear errors for bad values, an unknown backend or a missing model file) and
+// loads the engine.
+std::unique_ptr<Engine> LoadEngine(const ModelFlags& flags);
+// "N (auto)" when the engine chose the thread count.
+std::string ThreadsText(int threads);
+
+struct SamplingFlags {
+  SamplingParams params;
+  std::optional<uint64_t> seed;
+};
+
+// --temp, --top-k, --top-p, --min-p, --repeat-penalty, --repeat-last-n, --presence-penalty,
+// --frequency-penalty, --seed.
+void AddSamplingFlags(CLI::App& app, SamplingFlags& flags);
+// The parameters with the seed filled in (random unless --seed was given); validated.
+SamplingParams ResolveSampling(const SamplingFlags& flags);
+
+double SecondsSince(std::chrono::steady_clock::time_point start);
+
+enum class StopReason { kEndOfGeneration, kLength, kContextFull };
+const char* StopReasonName(StopReason reason);
+
+struct Generation {
+  std::vector<TokenId> tokens;  // generated, without the end-of-generation token
+  StopReason stop = StopReason::kLength;
+  double prompt_seconds = 0;  // evaluating the new prompt tokens
+  double gen_seconds = 0;     // sampling and evaluating the generated tokens
+  int prompt_tokens = 0;      // evaluated (not reused from the cache)
+  // Generated tokens now in the cache (the last sampled token is not evaluated when generation
+  // stops for length or a full context).
+  size_t n_cached_generated = 0;
+};
+
+// Evaluates `prompt` on sequence 0 from position `cached` (the first `cached` tokens are already
+// in the cache), then samples up to `max_tokens` tokens (-1: until the end of generation or the
+// context is full), calling `on_text` with each piece of text as it becomes complete. Throws
+// dizuo::Error when the prompt does not fit the context.
+Generation Generate(Engine& engine, Sampler& sampler, std::span<const TokenId> prompt,
+                    size_t cached, int max_tokens,
+                    const std::function<void(const std::string&)>& on_text);
+
+}  // namespace dizuo::cli
