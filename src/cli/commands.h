@@ -13,5 +13,8 @@ using Command = std::function<int()>;
 Command AddInfo(CLI::App& app);
 Command AddTokenize(CLI::App& app);
 Command AddDetokenize(CLI::App& app);
+Command AddRun(CLI::App& app);
+Command AddChat(CLI::App& app);
+Command AddPerplexity(CLI::App& app);
 
 }  // namespace dizuo::cli

@@ -24,6 +24,10 @@ int main(int argc, char** argv) {
   add("info", "Print a GGUF file's metadata and tensor table", dizuo::cli::AddInfo);
   add("tokenize", "Tokenize text from stdin with a model's tokenizer", dizuo::cli::AddTokenize);
   add("detokenize", "Turn token ids from stdin back into text", dizuo::cli::AddDetokenize);
+  add("run", "Generate text from a prompt", dizuo::cli::AddRun);
+  add("chat", "Chat with a model (interactive, or one message per line of stdin)",
+      dizuo::cli::AddChat);
+  add("perplexity", "Measure perplexity on a text file", dizuo::cli::AddPerplexity);
 
   try {
     app.parse(argc, argv);
