@@ -16,5 +16,6 @@ Command AddDetokenize(CLI::App& app);
 Command AddRun(CLI::App& app);
 Command AddChat(CLI::App& app);
 Command AddPerplexity(CLI::App& app);
+Command AddMakeModel(CLI::App& app);
 
 }  // namespace dizuo::cli

@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   add("chat", "Chat with a model (interactive, or one message per line of stdin)",
       dizuo::cli::AddChat);
   add("perplexity", "Measure perplexity on a text file", dizuo::cli::AddPerplexity);
+  add("make-model", "Write a synthetic GGUF model (random weights, real shapes, tokenizer)",
+      dizuo::cli::AddMakeModel);
 
   try {
     app.parse(argc, argv);
