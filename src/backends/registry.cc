@@ -9,6 +9,9 @@
 #ifdef DIZUO_HAVE_CPU_BACKEND
 #include "backends/cpu/cpu_backend.h"
 #endif
+#ifdef DIZUO_HAVE_OPENCL_BACKEND
+#include "backends/opencl/opencl_backend.h"
+#endif
 
 namespace dizuo {
 namespace {
@@ -19,6 +22,9 @@ const std::vector<std::pair<std::string, Factory>>& Registry() {
   static const std::vector<std::pair<std::string, Factory>> registry = {
 #ifdef DIZUO_HAVE_CPU_BACKEND
       {"cpu", &CreateCpuBackend},
+#endif
+#ifdef DIZUO_HAVE_OPENCL_BACKEND
+      {"opencl", &CreateOpenclBackend},
 #endif
       {"reference", &CreateReferenceBackend},
   };
