@@ -40,13 +40,22 @@ class Tokenizer {
   virtual TokenId eos() const = 0;
   virtual bool add_bos() const = 0;
   virtual bool add_eos() const = 0;
+  // Decode drops one leading space of the first token's piece (SentencePiece's space prefix).
+  virtual bool add_space_prefix() const { return false; }
+  // Decode removes spaces before punctuation and contractions (" ," -> ",", " 's" -> "'s").
+  virtual bool clean_spaces() const { return false; }
   // End of generation: EOS, EOT and similar tokens.
   virtual bool IsEndOfGeneration(TokenId id) const = 0;
   virtual bool IsValid(TokenId id) const { return id >= 0 && id < n_vocab(); }
 };
 
+// The space clean-up Decode applies when clean_spaces() (llama.cpp's clean_up_tokenization_spaces).
+void CleanTokenizationSpaces(std::string& text);
+
 // Turns a stream of token ids into text that never ends inside a UTF-8 sequence: bytes of an
 // incomplete character are held back until the character completes (or Flush is called).
+// The concatenated output equals Decode() of all ids (malformed UTF-8 becomes U+FFFD); to apply
+// Decode's space clean-up, a few bytes after a space are held back until they are known.
 class StreamDecoder {
  public:
   StreamDecoder(const Tokenizer& tokenizer, bool render_special = false);
@@ -56,6 +65,8 @@ class StreamDecoder {
   std::string Flush();
 
  private:
+  std::string Take(size_t n);
+
   const Tokenizer& tokenizer_;
   bool render_special_;
   bool first_ = true;

@@ -1,0 +1,81 @@
+// A vocabulary read from GGUF metadata, with the defaults and fix-ups llama.cpp applies.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include "gguf/gguf.h"
+#include "tokenizer/pretokenizer.h"
+#include "tokenizer/tokenizer.h"
+
+namespace dizuo::tok {
+
+// Token attributes (a bit set, like llama.cpp's llama_token_attr).
+enum TokenAttr : uint32_t {
+  kAttrUndefined = 0,
+  kAttrUnknown = 1u << 0,
+  kAttrUnused = 1u << 1,
+  kAttrNormal = 1u << 2,
+  kAttrControl = 1u << 3,
+  kAttrUserDefined = 1u << 4,
+  kAttrByte = 1u << 5,
+  kAttrLStrip = 1u << 7,  // a special token swallows the whitespace before it
+  kAttrRStrip = 1u << 8,  // ... and after it
+};
+
+// GGUF tokenizer.ggml.token_type values.
+enum class TokenType : int32_t {
+  kUndefined = 0,
+  kNormal = 1,
+  kUnknown = 2,
+  kControl = 3,
+  kUserDefined = 4,
+  kUnused = 5,
+  kByte = 6,
+};
+
+enum class VocabType { kSpm, kBpe };
+
+struct Vocab {
+  VocabType type = VocabType::kSpm;
+  std::string model;                      // tokenizer.ggml.model
+  std::string pre_name;                   // tokenizer.ggml.pre ("" when absent)
+  const PreTokenizerSpec* pre = nullptr;  // BPE only
+
+  std::vector<std::string> texts;
+  std::vector<float> scores;
+  std::vector<uint32_t> attrs;
+  std::unordered_map<std::string_view, TokenId> ids;  // keys view into `texts`
+
+  TokenId bos = -1, eos = -1, eot = -1, eom = -1, unk = -1, sep = -1, pad = -1, mask = -1;
+  std::vector<TokenId> eog;  // sorted
+  bool add_bos = false;
+  bool add_eos = false;
+  bool add_space_prefix = false;
+  bool remove_extra_whitespaces = false;  // read for completeness; llama.cpp's SPM ignores it
+  bool clean_spaces = false;
+  bool ignore_merges = false;
+
+  // Special tokens (control, user-defined, unknown), longest text first: the order in which
+  // their text is searched for when partitioning the input.
+  std::vector<TokenId> special_tokens;
+  // BPE merges, `tokenizer.ggml.merges[i]` = "left right", rank i.
+  std::vector<std::pair<std::string, std::string>> merges;
+  // The bytes each token decodes to, special tokens rendered (token_to_piece with special).
+  std::vector<std::string> pieces;
+
+  int32_t size() const { return static_cast<int32_t>(texts.size()); }
+  TokenId Find(std::string_view text) const {
+    const auto it = ids.find(text);
+    return it == ids.end() ? -1 : it->second;
+  }
+  bool Is(TokenId id, uint32_t attr) const { return (attrs[id] & attr) != 0; }
+};
+
+// Throws dizuo::Error naming the key and the problem.
+Vocab LoadVocab(const gguf::Metadata& metadata);
+
+}  // namespace dizuo::tok
