@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <thread>
+
 #include "core/error.h"
 #include "test_util.h"
 
@@ -114,6 +116,20 @@ TEST(TokenizerTest, LongWhitespaceRunsDoNotBreakTheRegexEngine) {
   const std::string spaces(200000, ' ');
   const auto ids = tok.Encode(spaces + "x" + std::string(100000, '\n'), false, false);
   EXPECT_GT(ids.size(), 1000u);
+}
+
+TEST(TokenizerTest, ConcurrentEncodeGivesTheSameIds) {
+  // Encode is const and keeps its scratch space per call or per thread.
+  const Tokenizer& tok = VocabTokenizer("tokenizer/ggml-vocab-gpt-2.gguf");
+  const std::string text = ReadFile(TokenizerData("text/wiki.test.raw")).substr(0, 100000);
+  const std::vector<TokenId> expected = tok.Encode(text, false, false);
+  std::vector<std::vector<TokenId>> results(4);
+  std::vector<std::thread> threads;
+  for (auto& result : results) {
+    threads.emplace_back([&] { result = tok.Encode(text, false, false); });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const auto& result : results) EXPECT_EQ(result, expected);
 }
 
 gguf::Metadata GptMetadata() { return VocabMetadata("tokenizer/ggml-vocab-gpt-2.gguf"); }
