@@ -2,6 +2,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <thread>
 
 #include "core/error.h"
@@ -130,6 +131,23 @@ TEST(TokenizerTest, ConcurrentEncodeGivesTheSameIds) {
   }
   for (auto& thread : threads) thread.join();
   for (const auto& result : results) EXPECT_EQ(result, expected);
+}
+
+TEST(TokenizerTest, RandomBytesNeverBreakEncodeOrDecode) {
+  std::mt19937 rng(11);
+  for (const char* vocab :
+       {"tokenizer/ggml-vocab-gpt-2.gguf", "tokenizer/ggml-vocab-llama-spm.gguf",
+        "tokenizer/ggml-vocab-deepseek-coder.gguf",
+        "tokenizer-extra/ggml-vocab-deepseek-llm.gguf"}) {
+    const Tokenizer& tok = VocabTokenizer(vocab);
+    for (int round = 0; round < 200; ++round) {
+      std::string text(rng() % 64, '\0');
+      for (char& c : text) c = static_cast<char>(rng() % 4 == 0 ? rng() % 256 : 0x80 + rng() % 64);
+      const std::vector<TokenId> ids = tok.Encode(text, true, true);
+      for (TokenId id : ids) ASSERT_TRUE(tok.IsValid(id)) << vocab;
+      tok.Decode(ids, true);
+    }
+  }
 }
 
 gguf::Metadata GptMetadata() { return VocabMetadata("tokenizer/ggml-vocab-gpt-2.gguf"); }
