@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <functional>
 #include <map>
 #include <optional>
@@ -115,6 +116,63 @@ TEST_F(ModelTest, LoadsEachArchitecture) {
     EXPECT_GE(static_cast<uint8_t*>(m->weights().tok_embd->data), bytes_.data());
     EXPECT_LT(static_cast<uint8_t*>(m->weights().tok_embd->data), bytes_.data() + bytes_.size());
   }
+}
+
+// A device whose memory the host cannot address (as far as the model knows): weights must be
+// copied into its buffers with Upload.
+class DeviceOnlyBackend final : public Backend {
+ public:
+  DeviceOnlyBackend() { info_.name = "device-only"; }
+  const DeviceInfo& device() const override { return info_; }
+  std::unique_ptr<Buffer> Allocate(uint64_t bytes) override {
+    return std::make_unique<Memory>(*this, bytes);
+  }
+  void Upload(const Tensor& t, const void* host, uint64_t offset, uint64_t size) override {
+    ASSERT_EQ(t.data, nullptr);
+    auto* m = static_cast<Memory*>(t.buffer);
+    ASSERT_LE(t.offset + offset + size, m->bytes.size());
+    std::memcpy(m->bytes.data() + t.offset + offset, host, size);
+    uploaded += size;
+  }
+  void Download(const Tensor&, void*, uint64_t, uint64_t) override {}
+  bool Supports(const Node&) const override { return false; }
+  void Compute(std::span<const Node>) override {}
+
+  struct Memory final : Buffer {
+    Memory(Backend& b, uint64_t n) : owner(b), bytes(n) {}
+    Backend& backend() const override { return owner; }
+    uint64_t size() const override { return bytes.size(); }
+    void* host_data() const override { return nullptr; }
+    Backend& owner;
+    std::vector<uint8_t> bytes;
+  };
+  uint64_t uploaded = 0;
+
+ private:
+  DeviceInfo info_;
+};
+
+TEST(ModelPlacementTest, CopiesWeightsToDevicesWithoutHostMemory) {
+  DeviceOnlyBackend device;
+  const std::vector<uint8_t> bytes = TinyModel(TinySpec{});
+  const gguf::File file = gguf::File::Parse(bytes, "tiny.gguf");
+  auto m = Model::Load(file, device);
+  const Tensor* wq = m->weights().layers[1].wq;
+  ASSERT_NE(wq->buffer, nullptr);
+  EXPECT_EQ(wq->data, nullptr);
+  const auto* memory = static_cast<const DeviceOnlyBackend::Memory*>(wq->buffer);
+  const gguf::TensorInfo* info = file.FindTensor("blk.1.attn_q.weight");
+  EXPECT_EQ(std::memcmp(memory->bytes.data() + wq->offset, info->data, info->nbytes), 0);
+  EXPECT_EQ(device.uploaded, m->weight_bytes());
+
+  KvCacheShape s;
+  s.n_layer = 2;
+  s.head_dim = 4;
+  s.n_head_kv = 2;
+  s.n_cells = 8;
+  KvCache cache(device, s);
+  EXPECT_EQ(cache.k(1)->data, nullptr);
+  EXPECT_NE(cache.k(1)->buffer, nullptr);
 }
 
 TEST_F(ModelTest, TiesOutputToEmbeddingsWhenAbsent) {
