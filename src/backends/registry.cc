@@ -12,6 +12,9 @@
 #ifdef DIZUO_HAVE_OPENCL_BACKEND
 #include "backends/opencl/opencl_backend.h"
 #endif
+#ifdef DIZUO_HAVE_CUDA_BACKEND
+#include "backends/cuda/cuda_backend.h"
+#endif
 
 namespace dizuo {
 namespace {
@@ -25,6 +28,9 @@ const std::vector<std::pair<std::string, Factory>>& Registry() {
 #endif
 #ifdef DIZUO_HAVE_OPENCL_BACKEND
       {"opencl", &CreateOpenclBackend},
+#endif
+#ifdef DIZUO_HAVE_CUDA_BACKEND
+      {"cuda", &CreateCudaBackend},
 #endif
       {"reference", &CreateReferenceBackend},
   };
@@ -40,12 +46,23 @@ std::vector<std::string> BackendNames() {
 }
 
 std::unique_ptr<Backend> CreateBackend(const std::string& name, const BackendOptions& options) {
+  // The other backends of this build, for messages.
+  auto others = [&] {
+    std::string list;
+    for (const std::string& n : BackendNames()) {
+      if (n != name) list += (list.empty() ? "" : ", ") + n;
+    }
+    return list;
+  };
   for (const auto& [entry, factory] : Registry()) {
-    if (entry == name) return factory(options);
+    if (entry != name) continue;
+    try {
+      return factory(options);
+    } catch (const Error& e) {  // built in, but its device cannot be used here
+      Fail("backend '{}' cannot be used: {} (available: {})", name, e.what(), others());
+    }
   }
-  std::string available;
-  for (const std::string& n : BackendNames()) available += (available.empty() ? "" : ", ") + n;
-  Fail("unknown backend '{}' (available: {})", name, available);
+  Fail("unknown backend '{}' (available: {})", name, others());
 }
 
 }  // namespace dizuo

@@ -362,7 +362,16 @@ TEST(RegistryTest, CreatesByNameAndListsNamesOnError) {
   const std::vector<std::string> names = BackendNames();
   EXPECT_NE(std::find(names.begin(), names.end(), "reference"), names.end());
   for (const std::string& name : names) {
-    EXPECT_EQ(CreateBackend(name, {.threads = 1})->device().name, name);
+    try {
+      EXPECT_EQ(CreateBackend(name, {.threads = 1})->device().name, name);
+    } catch (const Error& e) {
+      // A device backend built without its device on this machine (cuda on a build machine)
+      // says so and names the others; its own test checks the whole message.
+      EXPECT_NE(std::string(e.what()).find("backend '" + name + "' cannot be used: "),
+                std::string::npos)
+          << e.what();
+      EXPECT_NE(std::string(e.what()).find("available: "), std::string::npos) << e.what();
+    }
   }
   try {
     CreateBackend("tpu9000", {});
