@@ -55,17 +55,22 @@ uint32_t AttrFromType(int64_t type) {
   }
 }
 
-// Reads an optional token id. Out of range is an error; -1 means "none".
+// Reads an optional token id. -1 and 0xFFFFFFFF (as converters write it) mean "none". Any other
+// id outside the vocabulary keeps the default, with a warning, as llama.cpp does: such files exist
+// (and load there), so refusing them would refuse real models.
 void ReadId(const gguf::Metadata& md, std::string_view key, int32_t n_vocab, TokenId& id) {
   const auto value = md.GetInt(key);
   if (!value) return;
-  if (*value == -1) {
+  if (*value == -1 || *value == 0xFFFFFFFFll) {
     id = -1;
     return;
   }
   if (*value < 0 || *value >= n_vocab) {
-    Fail("tokenizer metadata: '{}' = {} is out of range (vocabulary has {} tokens)", key, *value,
-         n_vocab);
+    fmt::print(stderr,
+               "dizuo: warning: tokenizer metadata '{}' = {} is out of range (vocabulary has {} "
+               "tokens); using the default ({})\n",
+               key, *value, n_vocab, id);
+    return;
   }
   id = static_cast<TokenId>(*value);
 }
