@@ -128,6 +128,21 @@ void PeakRates(int major, int minor, double* f32_per_clock, double* f16_per_cloc
 class CudaBackend final : public Backend {
  public:
   explicit CudaBackend(int device) : device_(device) {
+    try {
+      Init();
+    } catch (...) {
+      Release();
+      throw;
+    }
+  }
+
+  ~CudaBackend() override {
+    if (stream_) cudaStreamSynchronize(stream_);
+    Release();
+  }
+
+ private:
+  void Init() {
     Check(cudaSetDevice(device_), "selecting device 0");
     cudaDeviceProp prop{};
     Check(cudaGetDeviceProperties(&prop, device_), "reading device properties");
@@ -157,17 +172,22 @@ class CudaBackend final : public Backend {
     void* word = nullptr;
     Check(cudaMalloc(&word, sizeof(int)), "allocating the error word");
     error_word_ = static_cast<int*>(word);
-    Check(cudaMemset(error_word_, 0, sizeof(int)), "clearing the error word");
+    Check(cudaMemsetAsync(error_word_, 0, sizeof(int), stream_), "clearing the error word");
+    Check(cudaStreamSynchronize(stream_), "clearing the error word");
   }
 
-  ~CudaBackend() override {
-    cudaStreamSynchronize(stream_);
+  void Release() {
     if (scratch_) cudaFree(scratch_);
     if (error_word_) cudaFree(error_word_);
     if (blas_) cublasDestroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
+    scratch_ = nullptr;
+    error_word_ = nullptr;
+    blas_ = nullptr;
+    stream_ = nullptr;
   }
 
+ public:
   const DeviceInfo& device() const override { return info_; }
 
   std::unique_ptr<Buffer> Allocate(uint64_t bytes) override {
@@ -214,7 +234,7 @@ class CudaBackend final : public Backend {
           return false;
         }
         const int64_t k = s[0]->ne[0];
-        if (!IsFloatWeight(s[1]->type) && k % 32 != 0) return false;
+        if (k % Traits(s[1]->type).block_size != 0) return false;
         if (s[1]->nb[1] % 2 != 0) return false;  // blocks are read as 16-bit halves
         return node.out->contiguous() && s[0]->rows() / 8 < 65535;
       }

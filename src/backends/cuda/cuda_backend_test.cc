@@ -22,6 +22,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -93,8 +94,14 @@ class CudaVsReference : public ::testing::Test {
     delete cuda_;
     cuda_ = nullptr;
   }
+  // DIZUO_REQUIRE_CUDA=1 (scripts/gpu-check.sh) turns the skip into a failure.
   void SetUp() override {
-    if (cuda_ == nullptr) GTEST_SKIP() << "no CUDA device: " << CudaAvailability().reason;
+    if (cuda_ != nullptr) return;
+    const char* require = std::getenv("DIZUO_REQUIRE_CUDA");
+    if (require != nullptr && std::string(require) == "1") {
+      FAIL() << "DIZUO_REQUIRE_CUDA=1 but no CUDA device: " << CudaAvailability().reason;
+    }
+    GTEST_SKIP() << "no CUDA device: " << CudaAvailability().reason;
   }
 
   void Check(const OpSpec& spec, double max_nmse) {
