@@ -1,9 +1,12 @@
 // The backend registry: name → factory for every backend compiled into this build.
 #include <functional>
+#include <mutex>
 #include <utility>
 
 #include "backends/backend.h"
+#include "backends/plugin.h"
 #include "backends/reference/reference_backend.h"
+#include "backends/skeleton/skeleton_backend.h"
 #include "core/error.h"
 
 #ifdef DIZUO_HAVE_CPU_BACKEND
@@ -19,10 +22,11 @@
 namespace dizuo {
 namespace {
 
-using Factory = std::unique_ptr<Backend> (*)(const BackendOptions&);
+using Factory = std::function<std::unique_ptr<Backend>(const BackendOptions&)>;
 
-const std::vector<std::pair<std::string, Factory>>& Registry() {
-  static const std::vector<std::pair<std::string, Factory>> registry = {
+// Built-in backends first, then plug-ins in load order. Guarded by RegistryMutex().
+std::vector<std::pair<std::string, Factory>>& Registry() {
+  static std::vector<std::pair<std::string, Factory>> registry = {
 #ifdef DIZUO_HAVE_CPU_BACKEND
       {"cpu", &CreateCpuBackend},
 #endif
@@ -33,13 +37,32 @@ const std::vector<std::pair<std::string, Factory>>& Registry() {
       {"cuda", &CreateCudaBackend},
 #endif
       {"reference", &CreateReferenceBackend},
+      {"skeleton", &CreateSkeletonBackend},
   };
   return registry;
 }
 
+std::mutex& RegistryMutex() {
+  static std::mutex mutex;
+  return mutex;
+}
+
 }  // namespace
 
+void RegisterPluginBackend(const std::string& name, PluginCreateFn create) {
+  std::lock_guard lock(RegistryMutex());
+  for (const auto& [entry, factory] : Registry()) {
+    if (entry == name) Fail("a backend named '{}' is already registered", name);
+  }
+  Registry().emplace_back(name, [create, name](const BackendOptions& options) {
+    std::unique_ptr<Backend> backend(create(&options));
+    if (backend == nullptr) Fail("backend plug-in '{}' returned no backend", name);
+    return backend;
+  });
+}
+
 std::vector<std::string> BackendNames() {
+  std::lock_guard lock(RegistryMutex());
   std::vector<std::string> names;
   for (const auto& [name, factory] : Registry()) names.push_back(name);
   return names;

@@ -136,6 +136,7 @@ Command AddChat(CLI::App& app) {
                  g.tokens.size(), g.gen_seconds > 0 ? g.tokens.size() / g.gen_seconds : 0.0,
                  StopReasonName(g.stop));
     }
+    PrintProfile(*engine, opt->model);
     return 0;
   };
 }

@@ -81,6 +81,7 @@ Command AddPerplexity(CLI::App& app) {
     fmt::print(stderr, "dizuo: {} windows, {} scored tokens in {:.2f} s ({:.1f} tokens/s)\n",
                r.n_windows, r.n_scored, seconds,
                seconds > 0 ? r.n_windows * static_cast<double>(n_ctx) / seconds : 0.0);
+    PrintProfile(*engine, model);
     return 0;
   };
 }

@@ -63,7 +63,7 @@ Command AddRun(CLI::App& app) {
     const Tokenizer& tokenizer = engine->tokenizer();
     const ModelSummary& summary = engine->summary();
     fmt::print(stderr, "dizuo: loaded {} ({}, {:.1f}M params) on {} with {} threads in {:.1f} ms\n",
-               opt->model.model, summary.arch, summary.n_params / 1e6, opt->model.backend,
+               opt->model.model, summary.arch, summary.n_params / 1e6, engine->profile().selected,
                ThreadsText(opt->model.threads), engine->load_seconds() * 1e3);
 
     const std::vector<TokenId> prompt_tokens = tokenizer.Encode(text, !opt->no_bos, true);
@@ -106,6 +106,7 @@ Command AddRun(CLI::App& app) {
                prompt_tokens.size(), prompt_ms, prompt_tps);
     fmt::print(stderr, "dizuo: generation: {} tokens in {:.1f} ms ({:.1f} tokens/s), stop: {}\n",
                g.tokens.size(), gen_ms, gen_tps, StopReasonName(g.stop));
+    PrintProfile(*engine, opt->model);
     return 0;
   };
 }

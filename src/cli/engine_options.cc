@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "backends/backend.h"
+#include "backends/plugin.h"
 #include "core/error.h"
 #include "tokenizer/tokenizer.h"
 
@@ -17,7 +18,14 @@ namespace dizuo::cli {
 void AddModelFlags(CLI::App& app, ModelFlags& flags) {
   app.add_option("-m,--model", flags.model, "GGUF model file")->required();
   app.add_option("--backend", flags.backend, "Backend to run on (cpu, reference, ...)")
-      ->capture_default_str();
+      ->capture_default_str()
+      ->each([&flags](const std::string&) { flags.backend_given = true; });
+  app.add_option("--backend-lib", flags.backend_lib,
+                 "Load a backend plug-in (shared library) and run on it unless --backend names "
+                 "another backend");
+  app.add_flag("--profile", flags.profile,
+               "Time every node and print, per op type, count, time, share and backend, and the "
+               "nodes that fell back to the CPU and why (to stderr)");
   app.add_option("-t,--threads", flags.threads, "Threads (0: one per core)")->capture_default_str();
   app.add_option("-c,--ctx-size", flags.n_ctx,
                  "Context size in tokens (0: the training context, at most 4096)")
@@ -26,20 +34,32 @@ void AddModelFlags(CLI::App& app, ModelFlags& flags) {
       ->capture_default_str();
 }
 
+std::string ResolveBackend(const ModelFlags& flags) {
+  if (flags.backend_lib.empty()) return flags.backend;
+  const std::string name = LoadBackendPlugin(flags.backend_lib);
+  return flags.backend_given ? flags.backend : name;
+}
+
+void PrintProfile(const Engine& engine, const ModelFlags& flags) {
+  if (flags.profile) fmt::print(stderr, "{}", engine.profile().Report());
+}
+
 std::unique_ptr<Engine> LoadEngine(const ModelFlags& flags) {
   if (flags.threads < 0) Fail("--threads must be >= 0 (0: one per core), not {}", flags.threads);
   if (flags.n_ctx < 0)
     Fail("--ctx-size must be >= 0 (0: the model's default), not {}", flags.n_ctx);
   if (flags.n_batch <= 0) Fail("--batch must be positive, not {}", flags.n_batch);
+  const std::string backend = ResolveBackend(flags);
   const std::vector<std::string> backends = BackendNames();
-  if (std::find(backends.begin(), backends.end(), flags.backend) == backends.end()) {
-    Fail("unknown backend '{}' (available: {})", flags.backend, fmt::join(backends, ", "));
+  if (std::find(backends.begin(), backends.end(), backend) == backends.end()) {
+    Fail("unknown backend '{}' (available: {})", backend, fmt::join(backends, ", "));
   }
   std::error_code ec;
   if (!std::filesystem::exists(flags.model, ec)) Fail("{}: no such model file", flags.model);
   EngineOptions options;
   options.model_path = flags.model;
-  options.backend = flags.backend;
+  options.backend = backend;
+  options.profile = flags.profile;
   options.threads = flags.threads;
   options.n_ctx = flags.n_ctx;
   options.n_batch = flags.n_batch;

@@ -21,16 +21,24 @@ namespace dizuo::cli {
 struct ModelFlags {
   std::string model;
   std::string backend = "cpu";
+  bool backend_given = false;  // --backend was on the command line
+  std::string backend_lib;     // --backend-lib: a backend plug-in to load
+  bool profile = false;        // --profile
   int threads = 0;
   int n_ctx = 0;
   int n_batch = 512;
 };
 
-// -m, --backend, --threads, -c, --batch.
+// -m, --backend, --backend-lib, --profile, --threads, -c, --batch.
 void AddModelFlags(CLI::App& app, ModelFlags& flags);
+// Loads the --backend-lib plug-in, if any, and returns the backend to use: --backend, or the
+// plug-in's backend when --backend was not given.
+std::string ResolveBackend(const ModelFlags& flags);
 // Checks the flags (clear errors for bad values, an unknown backend or a missing model file) and
 // loads the engine.
 std::unique_ptr<Engine> LoadEngine(const ModelFlags& flags);
+// With --profile: prints the engine's profile (per op type, fallbacks) to stderr.
+void PrintProfile(const Engine& engine, const ModelFlags& flags);
 // "N (auto)" when the engine chose the thread count.
 std::string ThreadsText(int threads);
 

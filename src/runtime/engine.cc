@@ -11,7 +11,7 @@
 #include "gguf/gguf.h"
 #include "model/kv_cache.h"
 #include "model/model.h"
-#include "runtime/executor.h"
+#include "runtime/scheduler.h"
 
 namespace dizuo {
 namespace {
@@ -58,6 +58,7 @@ class EngineImpl final : public Engine {
   int n_ctx() const override { return cache_->n_cells(); }
   int n_vocab() const override { return model_->config().n_vocab; }
   double load_seconds() const override { return load_seconds_; }
+  const SchedulerProfile& profile() const override { return scheduler_->profile(); }
 
   std::span<const float> Decode(std::span<const BatchToken> batch) override;
   void RemoveSequence(int32_t seq, int32_t from_pos) override {
@@ -73,13 +74,14 @@ class EngineImpl final : public Engine {
   void Forward(std::span<const BatchToken> chunk, float* logits);
 
   // Declaration order is destruction order reversed: the file outlives the weights that view it,
-  // and the backend outlives every buffer it allocated.
+  // and each backend outlives every buffer it allocated (the scheduler owns the fallback backend,
+  // which may hold the cache).
   gguf::File file_;
   std::unique_ptr<Tokenizer> tokenizer_;
   std::unique_ptr<Backend> backend_;
+  std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<model::Model> model_;
   std::unique_ptr<model::KvCache> cache_;
-  std::unique_ptr<Executor> executor_;
   ModelSummary summary_;
   int n_batch_ = 0;
   double load_seconds_ = 0;
@@ -99,7 +101,15 @@ EngineImpl::EngineImpl(const EngineOptions& options) : file_(gguf::File::Open(op
   BackendOptions backend_options;
   backend_options.threads = options.threads;
   backend_ = CreateBackend(options.backend, backend_options);
-  model_ = model::Model::Load(file_, *backend_);
+  const std::string fallback_name = FallbackBackendName();
+  scheduler_ = std::make_unique<Scheduler>(
+      *backend_, [fallback_name, backend_options, selected = options.backend] {
+        return selected == fallback_name ? nullptr : CreateBackend(fallback_name, backend_options);
+      });
+  scheduler_->set_profiling(options.profile);
+  // Weights stay host views of the file's mapping; the scheduler uploads each to a device the
+  // first time a node placed there reads it.
+  model_ = model::Model::Load(file_, scheduler_->host_backend());
   const model::ModelConfig& c = model_->config();
   if (tokenizer_->n_vocab() > c.n_vocab) {
     Fail("{}: the tokenizer has {} tokens but the model only {} embeddings", file_.path(),
@@ -113,8 +123,12 @@ EngineImpl::EngineImpl(const EngineOptions& options) : file_(gguf::File::Open(op
   shape.n_cells = options.n_ctx > 0 ? options.n_ctx : std::min(c.n_ctx_train, kDefaultMaxContext);
   shape.n_seq_max = options.n_seq_max;
   shape.type = options.kv_type;
-  cache_ = std::make_unique<model::KvCache>(*backend_, shape);
-  executor_ = std::make_unique<Executor>(*backend_);
+  // The cache lives where STORE_KV and ATTENTION run: on the selected backend when it can.
+  Backend& cache_backend = Scheduler::CanHoldKvCache(*backend_, shape.type, shape.head_dim,
+                                                     c.n_head, shape.n_head_kv, shape.n_cells)
+                               ? *backend_
+                               : scheduler_->fallback();
+  cache_ = std::make_unique<model::KvCache>(cache_backend, shape);
 
   summary_.arch = c.arch_name;
   summary_.name = md.GetString("general.name").value_or("");
@@ -188,17 +202,16 @@ void EngineImpl::Forward(std::span<const BatchToken> chunk, float* logits) {
     const int n_kv = cache_->used_prefix();
     Graph graph;
     model::ForwardGraph fg = model_->BuildForward(graph, *cache_, n, n_out, n_kv);
-    executor_->Allocate(graph);
-    Backend& b = *backend_;
-    UploadInts(b, fg.inputs.token_ids, ids);
-    UploadInts(b, fg.inputs.positions, positions);
-    UploadInts(b, fg.inputs.token_info, token_info);
-    UploadInts(b, fg.inputs.store_cells, cells);
+    scheduler_->Allocate(graph);
+    UploadInts(fg.inputs.token_ids, ids);
+    UploadInts(fg.inputs.positions, positions);
+    UploadInts(fg.inputs.token_info, token_info);
+    UploadInts(fg.inputs.store_cells, cells);
     std::span<const model::PosSeq> cell_info = cache_->cells().first(static_cast<size_t>(n_kv));
-    b.Upload(*fg.inputs.cell_info, cell_info.data(), 0, cell_info.size_bytes());
-    if (fg.inputs.output_rows) UploadInts(b, fg.inputs.output_rows, output_rows);
-    executor_->Compute(graph);
-    if (fg.logits) b.Download(*fg.logits, logits, 0, fg.logits->bytes());
+    Scheduler::Upload(*fg.inputs.cell_info, cell_info.data(), cell_info.size_bytes());
+    if (fg.inputs.output_rows) UploadInts(fg.inputs.output_rows, output_rows);
+    scheduler_->Compute(graph);
+    if (fg.logits) Scheduler::Download(*fg.logits, logits, fg.logits->bytes());
   } catch (...) {
     // The cache keeps no trace of a pass that did not complete.
     cache_->Release(cells);

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "runtime/scheduler.h"
 #include "tokenizer/tokenizer.h"
 
 namespace dizuo {
@@ -22,6 +23,8 @@ struct EngineOptions {
   int n_batch = 512;  // most tokens in one forward pass; longer batches are split
   int n_seq_max = 1;  // most sequences alive at once
   DType kv_type = DType::F16;
+  // Time every node (one Synchronize each) for profile(); off, only counts and fallbacks are kept.
+  bool profile = false;
 };
 
 // One token of a forward batch.
@@ -56,6 +59,9 @@ class Engine {
   virtual int n_ctx() const = 0;
   virtual int n_vocab() const = 0;
   virtual double load_seconds() const = 0;
+  // Where nodes ran, what fell back to the CPU and why, and (with EngineOptions::profile) how long
+  // each op type took, over all forward passes so far. profile().selected names the backend.
+  virtual const SchedulerProfile& profile() const = 0;
 
   // Runs the model over `batch` (split into forward passes of at most n_batch tokens) and returns
   // the logits of the tokens marked `logits`, in batch order, n_vocab floats each. The span stays

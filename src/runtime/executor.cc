@@ -70,6 +70,24 @@ class FreeList {
 
 }  // namespace
 
+uint64_t PackSlots(std::span<ArenaSlot> slots, int64_t end) {
+  // Walk node order: before node i runs, its outputs get memory; after it, tensors it was the
+  // last reader of give theirs back (never before, so a node never overwrites its own inputs).
+  std::vector<std::vector<size_t>> starts(end + 1), ends(end + 1);
+  for (size_t s = 0; s < slots.size(); ++s) {
+    DZ_ASSERT(slots[s].first >= -1 && slots[s].first < end && slots[s].last <= end);
+    starts[slots[s].first + 1].push_back(s);
+    if (slots[s].last < end) ends[slots[s].last].push_back(s);
+  }
+  FreeList arena;
+  for (int64_t step = 0; step <= end; ++step) {  // step i + 1 is node i; step 0 is the start
+    for (size_t s : starts[step]) slots[s].offset = arena.Take(slots[s].bytes);
+    if (step == 0) continue;
+    for (size_t s : ends[step - 1]) arena.Give(slots[s].offset, slots[s].bytes);
+  }
+  return arena.high_water();
+}
+
 ArenaPlan PlanArena(Graph& graph) {
   const auto& nodes = graph.nodes();
   const int64_t end = static_cast<int64_t>(nodes.size());
@@ -121,20 +139,7 @@ ArenaPlan PlanArena(Graph& graph) {
     }
   }
 
-  // Walk node order: before node i runs, its outputs get memory; after it, tensors it was the
-  // last reader of give theirs back (never before, so a node never overwrites its own inputs).
-  std::vector<std::vector<size_t>> starts(end + 1), ends(end + 1);
-  for (size_t s = 0; s < plan.slots.size(); ++s) {
-    starts[plan.slots[s].first + 1].push_back(s);
-    if (plan.slots[s].last < end) ends[plan.slots[s].last].push_back(s);
-  }
-  FreeList arena;
-  for (int64_t step = 0; step <= end; ++step) {  // step i + 1 is node i; step 0 is the start
-    for (size_t s : starts[step]) plan.slots[s].offset = arena.Take(plan.slots[s].bytes);
-    if (step == 0) continue;
-    for (size_t s : ends[step - 1]) arena.Give(plan.slots[s].offset, plan.slots[s].bytes);
-  }
-  plan.bytes = arena.high_water();
+  plan.bytes = PackSlots(plan.slots, end);
   return plan;
 }
 

@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <vector>
 
 #include "backends/backend.h"
@@ -34,6 +35,11 @@ struct ArenaPlan {
   std::vector<ArenaSlot> slots;
   uint64_t bytes = 0;  // arena size the slots need
 };
+
+// Gives every slot an offset such that slots whose live intervals [first, last] overlap never
+// share bytes (first-fit in node order, memory returned after a slot's last node). `end` is the
+// node count; `first` is in [-1, end) and `last` in [first, end]. Returns the arena size.
+uint64_t PackSlots(std::span<ArenaSlot> slots, int64_t end);
 
 // Plans the arena for `graph` without touching any tensor.
 ArenaPlan PlanArena(Graph& graph);

@@ -1,0 +1,213 @@
+// The scheduler across a partial "device" (device-style memory, a subset of the ops, the reference
+// kernels underneath) and the CPU fallback: stories260K still reproduces llama.cpp's goldens when
+// nodes, weights, the KV cache and intermediates are split across the two, and the profile says
+// what ran where. The device checks that every tensor of every node it computes is in its own
+// memory, so a missing copy fails loudly.
+#include "runtime/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <set>
+
+#include "backends/plugin.h"
+#include "backends/reference/reference_backend.h"
+#include "core/error.h"
+#include "runtime/stories_test_util.h"
+
+namespace dizuo {
+namespace {
+
+class PartialDevice final : public Backend {
+ public:
+  PartialDevice(std::string name, std::set<Op> ops, bool host_memory)
+      : ops_(std::move(ops)), reference_(CreateReferenceBackend({})) {
+    info_.name = std::move(name);
+    info_.description = "test device over the reference kernels";
+    info_.host_memory = host_memory;
+  }
+
+  const DeviceInfo& device() const override { return info_; }
+  std::unique_ptr<Buffer> Allocate(uint64_t bytes) override {
+    return std::make_unique<DeviceBuffer>(*this, bytes);
+  }
+  void Upload(const Tensor& t, const void* host, uint64_t offset, uint64_t size) override {
+    std::memcpy(Address(t) + offset, host, size);
+  }
+  void Download(const Tensor& t, void* host, uint64_t offset, uint64_t size) override {
+    std::memcpy(host, Address(t) + offset, size);
+  }
+  bool Supports(const Node& node) const override {
+    return ops_.contains(node.op) && reference_->Supports(node);
+  }
+  void Compute(std::span<const Node> nodes) override {
+    for (const Node& node : nodes) {
+      // The reference kernels address host memory: alias this device's bytes.
+      std::vector<Tensor> local;
+      local.reserve(kMaxSrc + 1);
+      Node n = node;
+      auto alias = [&](Tensor*& t) {
+        if (t == nullptr) return;
+        Tensor& a = local.emplace_back(*t);
+        a.data = Address(*t);
+        t = &a;
+      };
+      alias(n.out);
+      for (Tensor*& src : n.src) alias(src);
+      reference_->Compute(std::span(&n, 1));
+    }
+  }
+
+ private:
+  class DeviceBuffer final : public Buffer {
+   public:
+    DeviceBuffer(Backend& backend, uint64_t bytes) : backend_(backend), bytes_(bytes + 1, 0) {}
+    Backend& backend() const override { return backend_; }
+    uint64_t size() const override { return bytes_.size() - 1; }
+    void* host_data() const override {
+      return backend_.device().host_memory ? const_cast<uint8_t*>(bytes_.data()) : nullptr;
+    }
+    uint8_t* bytes() { return bytes_.data(); }
+
+   private:
+    Backend& backend_;
+    std::vector<uint8_t> bytes_;
+  };
+
+  // Every tensor a node touches must be in this device's memory (or, for a host-memory device,
+  // host-visible): the scheduler's job.
+  uint8_t* Address(const Tensor& t) const {
+    if (info_.host_memory && t.data != nullptr) return static_cast<uint8_t*>(t.data);
+    if (t.buffer == nullptr || &t.buffer->backend() != this) {
+      Fail("{}: tensor '{}' is not in this device's memory", info_.name, t.name);
+    }
+    return static_cast<DeviceBuffer*>(t.buffer)->bytes() + t.offset;  // device memory
+  }
+
+  DeviceInfo info_;
+  std::set<Op> ops_;
+  std::unique_ptr<Backend> reference_;
+};
+
+const std::set<Op> kAllOps = {Op::kGetRows, Op::kMatMul, Op::kAdd, Op::kMul,       Op::kScale,
+                              Op::kRmsNorm, Op::kRope,   Op::kGlu, Op::kAttention, Op::kStoreKV};
+
+std::set<Op> AllBut(std::initializer_list<Op> missing) {
+  std::set<Op> ops = kAllOps;
+  for (Op op : missing) ops.erase(op);
+  return ops;
+}
+
+// Test devices, registered once under their names.
+void RegisterDevices() {
+  static const bool registered = [] {
+    // ATTENTION without STORE_KV: the cache stays on the CPU and is copied in for attention.
+    RegisterPluginBackend("dev_no_store", [](const BackendOptions*) -> Backend* {
+      return new PartialDevice("dev_no_store", AllBut({Op::kStoreKV, Op::kRope}), false);
+    });
+    // STORE_KV without ATTENTION: the cache stays on the CPU; the device writes a copy of it,
+    // which is copied back.
+    RegisterPluginBackend("dev_no_attention", [](const BackendOptions*) -> Backend* {
+      return new PartialDevice("dev_no_attention", AllBut({Op::kAttention, Op::kGlu}), false);
+    });
+    // Only the cache ops: the cache lives on the device; everything around it on the CPU.
+    RegisterPluginBackend("dev_cache_only", [](const BackendOptions*) -> Backend* {
+      return new PartialDevice("dev_cache_only", {Op::kStoreKV, Op::kAttention}, false);
+    });
+    // Host memory and half the ops: no copies at all.
+    RegisterPluginBackend("host_half", [](const BackendOptions*) -> Backend* {
+      return new PartialDevice("host_half", {Op::kMatMul, Op::kAdd, Op::kRope, Op::kStoreKV}, true);
+    });
+    return true;
+  }();
+  (void)registered;
+}
+
+class SchedulerStoriesTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override { RegisterDevices(); }
+};
+
+TEST_P(SchedulerStoriesTest, ReproducesGoldensAcrossDeviceAndFallback) {
+  for (DType kv_type : {DType::F16, DType::F32}) {
+    SCOPED_TRACE(Name(kv_type));
+    auto engine = testing::LoadStoriesOn(GetParam(), false, kv_type);
+    const auto cases = testing::ReadStoriesGoldens();
+    ASSERT_FALSE(cases.empty());
+    for (const auto& c : cases) {
+      EXPECT_EQ(testing::GreedyText(*engine, c.prompt, c.n_predict), c.continuation)
+          << "prompt: " << c.prompt;
+    }
+    const SchedulerProfile& p = engine->profile();
+    EXPECT_EQ(p.selected, GetParam());
+    EXPECT_EQ(p.fallback, "cpu");
+    EXPECT_GT(p.fallback_nodes, 0);
+    EXPECT_LT(p.fallback_nodes, p.nodes);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Devices, SchedulerStoriesTest,
+                         ::testing::Values("dev_no_store", "dev_no_attention", "dev_cache_only",
+                                           "host_half"));
+
+TEST(SchedulerTest, ProfileNamesWhatFellBackAndWhy) {
+  RegisterDevices();
+  auto engine = testing::LoadStoriesOn("dev_no_store", /*profile=*/true);
+  testing::GreedyText(*engine, "Once upon a time", 4);
+  const SchedulerProfile& p = engine->profile();
+  EXPECT_TRUE(p.timed);
+  EXPECT_EQ(p.passes, 4);
+  std::set<Op> fell_back;
+  int64_t runs = 0;
+  for (const FallbackGroup& g : p.fallbacks) {
+    fell_back.insert(g.op);
+    runs += g.count;
+    EXPECT_NE(g.reason.find("does not support"), std::string::npos) << g.reason;
+  }
+  EXPECT_EQ(fell_back, (std::set<Op>{Op::kStoreKV, Op::kRope}));
+  EXPECT_EQ(runs, p.fallback_nodes);
+  // stories260K: 5 layers, each with 2 STORE_KV and 2 ROPE, per pass.
+  EXPECT_EQ(p.fallback_nodes, 4 * 5 * 4);
+  int64_t counted = 0;
+  for (const auto& [key, t] : p.ops) {
+    counted += t.count;
+    EXPECT_EQ(key.second,
+              AllBut({Op::kStoreKV, Op::kRope}).contains(key.first) ? "dev_no_store" : "cpu");
+  }
+  EXPECT_EQ(counted, p.nodes);
+  EXPECT_GT(p.seconds(), 0);
+  EXPECT_GT(p.copies.count, 0);
+  const std::string report = p.Report();
+  EXPECT_NE(report.find("backend 'dev_no_store' does not support ROPE"), std::string::npos)
+      << report;
+  EXPECT_NE(report.find("STORE_KV into a f16 cache"), std::string::npos) << report;
+}
+
+TEST(SchedulerTest, WeightsAreUploadedOnceAndHostBackendsShareMemory) {
+  RegisterDevices();
+  auto device = testing::LoadStoriesOn("dev_no_store");
+  testing::GreedyText(*device, "Once", 1);
+  const uint64_t uploaded = device->profile().weight_upload_bytes;
+  EXPECT_GT(uploaded, 0u);
+  testing::GreedyText(*device, "Once upon a time", 3);
+  EXPECT_EQ(device->profile().weight_upload_bytes, uploaded);
+
+  auto host = testing::LoadStoriesOn("host_half");
+  testing::GreedyText(*host, "Once upon a time", 3);
+  EXPECT_EQ(host->profile().copy_bytes, 0u);
+  EXPECT_EQ(host->profile().weight_upload_bytes, 0u);
+  EXPECT_GT(host->profile().fallback_nodes, 0);
+}
+
+TEST(SchedulerTest, SelectedCpuRunsEverythingWithoutFallback) {
+  auto engine = testing::LoadStoriesOn("cpu");
+  testing::GreedyText(*engine, "Once upon a time", 2);
+  const SchedulerProfile& p = engine->profile();
+  EXPECT_EQ(p.fallback_nodes, 0);
+  EXPECT_TRUE(p.fallback.empty());
+  EXPECT_EQ(p.copy_bytes, 0u);
+  EXPECT_NE(p.Report().find("no node fell back"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace dizuo
