@@ -20,33 +20,15 @@ static_assert(sizeof(model::PosSeq) == 2 * sizeof(int32_t), "PosSeq is the i32 [
 
 constexpr int kDefaultMaxContext = 4096;
 
-// WORKAROUND until the tokenizer accepts it itself: llama.cpp ignores an optional special-token
-// id that is out of range (stories260K stores 0xFFFFFFFF for "none") and keeps the default, but
-// Tokenizer::FromGguf rejects it. Drops such keys from a copy of the metadata (only when present,
-// so large vocabularies are not copied).
-std::unique_ptr<Tokenizer> BuildTokenizer(const gguf::Metadata& md) {
-  static const char* const kOptionalIds[] = {
-      "tokenizer.ggml.seperator_token_id", "tokenizer.ggml.padding_token_id",
-      "tokenizer.ggml.unknown_token_id",   "tokenizer.ggml.mask_token_id",
-      "tokenizer.ggml.cls_token_id",       "tokenizer.ggml.eot_token_id"};
-  const gguf::Array* tokens = md.GetArray("tokenizer.ggml.tokens");
-  const int64_t n = tokens ? static_cast<int64_t>(tokens->items.size()) : 0;
-  std::vector<std::string> bad;
-  for (const char* key : kOptionalIds) {
-    const gguf::Value* v = md.Find(key);
-    if (v && v->is_integer() && n > 0 && v->AsUInt(key) >= static_cast<uint64_t>(n)) {
-      bad.push_back(key);
-    }
-  }
-  if (bad.empty()) return Tokenizer::FromGguf(md);
-  gguf::Metadata copy = md;
-  for (const std::string& key : bad) copy.Remove(key);
-  return Tokenizer::FromGguf(copy);
+void UploadInts(Tensor* t, const std::vector<int32_t>& values) {
+  DZ_ASSERT(static_cast<int64_t>(values.size()) == t->elements());
+  Scheduler::Upload(*t, values.data(), values.size() * sizeof(int32_t));
 }
 
-void UploadInts(Backend& backend, Tensor* t, const std::vector<int32_t>& values) {
-  DZ_ASSERT(static_cast<int64_t>(values.size()) == t->elements());
-  backend.Upload(*t, values.data(), 0, values.size() * sizeof(int32_t));
+// The backend that runs what the selected one does not: "cpu", or "reference" without it.
+std::string FallbackBackendName() {
+  const std::vector<std::string> names = BackendNames();
+  return std::find(names.begin(), names.end(), "cpu") != names.end() ? "cpu" : "reference";
 }
 
 class EngineImpl final : public Engine {
@@ -96,7 +78,7 @@ EngineImpl::EngineImpl(const EngineOptions& options) : file_(gguf::File::Open(op
     Fail("thread count must be positive (or 0 for all cores), not {}", options.threads);
   n_batch_ = options.n_batch;
   const gguf::Metadata& md = file_.metadata();
-  tokenizer_ = BuildTokenizer(md);
+  tokenizer_ = Tokenizer::FromGguf(md);
 
   BackendOptions backend_options;
   backend_options.threads = options.threads;
