@@ -1,12 +1,15 @@
 // The CPU backend's kernel table: one entry per (weight type) dot product and per vector primitive,
 // filled by an ISA-specific file (kernels_generic.cc, kernels_avx2.cc, ...) and chosen at run time.
 //
-// A new ISA (AVX-512 VNNI, ARM NEON) adds a file that starts from the generic table and overrides
-// the entries it accelerates; SelectKernels() picks the best table the host supports.
+// A new ISA (ARM NEON, ...) adds a file kernels_<isa>.cc that starts from the table below it
+// (generic, or AVX2 for AVX-512) and overrides the entries it accelerates; KernelsNamed() knows
+// which tables the host can run, and SelectKernels() picks the best one.
 #pragma once
 
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
+#include <vector>
 
 #include "core/dtype.h"
 #include "core/graph.h"
@@ -50,8 +53,15 @@ DType ActivationType(DType weight);
 const Kernels& GenericKernels();
 #if defined(__x86_64__)
 const Kernels& Avx2Kernels();
+const Kernels& Avx512Kernels();  // AVX-512 F/BW/VL + VNNI
 #endif
-// The best table for the host CPU (or the one named by $DIZUO_CPU_ISA = generic|avx2, for tests).
+// The table named `isa` ("generic", "avx2", "avx512") if this build has it and the host can run
+// it; nullptr otherwise.
+const Kernels* KernelsNamed(std::string_view isa);
+// Every table the host can run, slowest first (for tests and benchmarks).
+std::vector<const Kernels*> AvailableKernels();
+// The best table for the host CPU, or the one named by $DIZUO_CPU_ISA (generic|avx2|avx512), which
+// tests use to run every path; an unknown or unavailable name throws dizuo::Error.
 const Kernels& SelectKernels();
 
 }  // namespace dizuo::cpu

@@ -10,8 +10,10 @@
 #include <atomic>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <random>
+#include <string>
 #include <vector>
 
 #include "backends/cpu/cpu_features.h"
@@ -23,12 +25,22 @@
 namespace dizuo::cpu {
 namespace {
 
-std::vector<const Kernels*> Tables() {
-  std::vector<const Kernels*> tables = {&GenericKernels()};
+std::vector<const Kernels*> Tables() { return AvailableKernels(); }
+
+TEST(CpuKernels, EveryTableTheHostCanRunIsTested) {
+  std::vector<std::string> names;
+  for (const Kernels* k : Tables()) names.push_back(k->isa);
+  std::printf("tables:");
+  for (const std::string& n : names) std::printf(" %s", n.c_str());
+  std::printf("\n");
+  EXPECT_EQ(names.front(), "generic");
 #if defined(__x86_64__)
-  if (HostCpu().avx2) tables.push_back(&Avx2Kernels());
+  EXPECT_EQ(HostCpu().avx2, KernelsNamed("avx2") != nullptr);
+  EXPECT_EQ(HostCpu().avx2 && HostCpu().avx512_vnni, KernelsNamed("avx512") != nullptr);
 #endif
-  return tables;
+  if (std::getenv("DIZUO_CPU_ISA") == nullptr) {
+    EXPECT_EQ(&SelectKernels(), Tables().back()) << "the default is the fastest table";
+  }
 }
 
 std::vector<float> RandomValues(int64_t n, uint32_t seed, float range = 1.0f) {

@@ -1,0 +1,393 @@
+// AVX-512 (F, BW, VL) + VNNI kernels. Only this file is compiled with those flags; SelectKernels()
+// uses the table only on CPUs that have them all. Entries not overridden here (activation
+// conversion, attention primitives, float weights, Q4_1/Q5_1, Q2_K/Q3_K) come from the AVX2 table:
+// 512-bit f16/f32 tiles measured no faster than the AVX2 ones here (memory-bound at M = 1, and
+// within 5% at M = 64 on an EPYC Zen 5).
+//
+// Integer dot products use vpdpbusd (u8 × s8, four products summed into an i32 lane) and
+// vpdpwssd. Weights are decoded to *unsigned* bytes u = q + o, so no sign fix-up is needed per
+// product: Σ q·a = Σ u·a − o·Σ a, and the o·Σ a term is computed once per activation block (legacy
+// quants) or taken from Q8_K's bsums (K-quants). All sums are exact integers scaled by the same
+// block factors as the generic kernels, so results differ from them only by float summation order.
+//
+// A tile walks the row in steps (two 32-blocks or one 256-super-block); per step each weight row
+// is decoded once and reused for every activation row of the tile. Each output's accumulator sees
+// the same operations in the same order whatever the tile shape, so results do not depend on it.
+//
+// Helpers live in an anonymous namespace: nothing compiled with AVX-512 flags may be shared (as an
+// inline or template instance) with code that runs on other CPUs.
+// GCC 12's AVX-512 intrinsics start from _mm512_undefined_*() values and trip -Wuninitialized
+// at every use (GCC bug 105593, fixed in 13); the pragma must precede the header.
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+
+#include <cstdint>
+#include <cstring>
+
+#include "backends/cpu/kernels.h"
+#include "core/quant_blocks.h"
+
+namespace dizuo::cpu {
+namespace {
+
+template <typename T>
+inline T Load(const void* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+inline float Half(uint16_t h) { return _cvtsh_ss(h); }
+
+// Lanes 0-7 = h0, lanes 8-15 = h1 (f16 inputs).
+inline __m512 TwoHalves(uint16_t h0, uint16_t h1) {
+  const __m128 both = _mm_cvtph_ps(_mm_cvtsi32_si128(static_cast<int>(h0 | (uint32_t{h1} << 16))));
+  const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+  return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(both));
+}
+
+// ---- legacy 32-blocks (Q8_0, Q4_0, Q5_0) × Q8_0 activations: two blocks per step ------------
+
+struct LegacyAcc {
+  __m512 v = _mm512_setzero_ps();
+};
+
+// Two Q8_0 activation blocks: quants, their per-lane sums times −o (o: the weight's offset), and
+// scales (lanes 0-7: block 0, 8-15: block 1). A missing second block is all zero.
+struct LegacyAct {
+  __m512i q, bias;
+  __m512 d;
+};
+
+template <int kOffset>
+inline LegacyAct PrepLegacyAct(const uint8_t* row, int64_t step, int64_t blocks) {
+  const auto* a = reinterpret_cast<const BlockQ8_0*>(row) + 2 * step;
+  LegacyAct r;
+  const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[0].qs));
+  if (2 * step + 1 < blocks) {
+    const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[1].qs));
+    r.q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+    r.d = TwoHalves(a[0].d, a[1].d);
+  } else {
+    r.q = _mm512_zextsi256_si512(q0);
+    r.d = TwoHalves(a[0].d, 0);
+  }
+  const __m512i sum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_set1_epi8(kOffset), r.q);
+  r.bias = _mm512_sub_epi32(_mm512_setzero_si512(), sum);
+  return r;
+}
+
+struct LegacyW {
+  __m512i u;  // unsigned quants q + offset
+  __m512 d;
+};
+
+inline void LegacyDot(const LegacyW& w, const LegacyAct& a, LegacyAcc& acc) {
+  const __m512i s = _mm512_dpbusd_epi32(a.bias, w.u, a.q);
+  acc.v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(w.d, a.d), acc.v);
+}
+
+// 16 bytes of block 0 and of block 1 → [lo0, hi0, lo1, hi1] nibbles: elements in order.
+inline __m512i NibblePairs(const uint8_t* qs0, const uint8_t* qs1) {
+  const __m128i r0 = _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs0));
+  const __m128i r1 = qs1 ? _mm_loadu_si128(reinterpret_cast<const __m128i*>(qs1)) : r0;
+  const __m512i dup = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set_m128i(r0, r0)),
+                                         _mm256_set_m128i(r1, r1), 1);
+  const __m512i shifts = _mm512_setr_epi64(0, 0, 0x0004000400040004, 0x0004000400040004, 0, 0,
+                                           0x0004000400040004, 0x0004000400040004);
+  return _mm512_and_si512(_mm512_srlv_epi16(dup, shifts), _mm512_set1_epi8(0x0f));
+}
+
+struct KernelQ8_0 {
+  using Acc = LegacyAcc;
+  using Act = LegacyAct;
+  static constexpr int64_t kStep = 64;
+  static Act PrepAct(const uint8_t* row, int64_t step, int64_t blocks) {
+    return PrepLegacyAct<128>(row, step, blocks);
+  }
+  static LegacyW DecodeW(const uint8_t* row, int64_t step, int64_t blocks) {
+    const auto* w = reinterpret_cast<const BlockQ8_0*>(row) + 2 * step;
+    LegacyW r;
+    const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[0].qs));
+    __m512i q;
+    if (2 * step + 1 < blocks) {
+      const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w[1].qs));
+      q = _mm512_inserti64x4(_mm512_castsi256_si512(q0), q1, 1);
+      r.d = TwoHalves(w[0].d, w[1].d);
+    } else {
+      q = _mm512_castsi256_si512(q0);
+      r.d = TwoHalves(w[0].d, 0);
+    }
+    r.u = _mm512_xor_si512(q, _mm512_set1_epi8(static_cast<char>(0x80)));
+    return r;
+  }
+  static void Dot(const LegacyW& w, const Act& a, Acc& acc) { LegacyDot(w, a, acc); }
+  static float Finish(const Acc& acc) { return _mm512_reduce_add_ps(acc.v); }
+};
+
+struct KernelQ4_0 {
+  using Acc = LegacyAcc;
+  using Act = LegacyAct;
+  static constexpr int64_t kStep = 64;
+  static Act PrepAct(const uint8_t* row, int64_t step, int64_t blocks) {
+    return PrepLegacyAct<8>(row, step, blocks);
+  }
+  static LegacyW DecodeW(const uint8_t* row, int64_t step, int64_t blocks) {
+    const auto* w = reinterpret_cast<const BlockQ4_0*>(row) + 2 * step;
+    const bool two = 2 * step + 1 < blocks;
+    LegacyW r;
+    r.u = NibblePairs(w[0].qs, two ? w[1].qs : nullptr);
+    r.d = TwoHalves(w[0].d, two ? w[1].d : 0);
+    return r;
+  }
+  static void Dot(const LegacyW& w, const Act& a, Acc& acc) { LegacyDot(w, a, acc); }
+  static float Finish(const Acc& acc) { return _mm512_reduce_add_ps(acc.v); }
+};
+
+struct KernelQ5_0 {
+  using Acc = LegacyAcc;
+  using Act = LegacyAct;
+  static constexpr int64_t kStep = 64;
+  static Act PrepAct(const uint8_t* row, int64_t step, int64_t blocks) {
+    return PrepLegacyAct<16>(row, step, blocks);
+  }
+  static LegacyW DecodeW(const uint8_t* row, int64_t step, int64_t blocks) {
+    const auto* w = reinterpret_cast<const BlockQ5_0*>(row) + 2 * step;
+    const bool two = 2 * step + 1 < blocks;
+    LegacyW r;
+    const uint64_t high =
+        Load<uint32_t>(w[0].qh) | (two ? uint64_t{Load<uint32_t>(w[1].qh)} << 32 : 0);
+    const __m512i nib = NibblePairs(w[0].qs, two ? w[1].qs : nullptr);
+    r.u = _mm512_mask_add_epi8(nib, _cvtu64_mask64(high), nib, _mm512_set1_epi8(16));
+    r.d = TwoHalves(w[0].d, two ? w[1].d : 0);
+    return r;
+  }
+  static void Dot(const LegacyW& w, const Act& a, Acc& acc) { LegacyDot(w, a, acc); }
+  static float Finish(const Acc& acc) { return _mm512_reduce_add_ps(acc.v); }
+};
+
+// ---- K-quants × Q8_K: one super-block of 256 per step ---------------------------------------
+
+struct KAcc {
+  __m512 v = _mm512_setzero_ps();
+};
+
+struct KAct {
+  const BlockQ8_K* a;
+  __m256i bsums;  // 16 × i16
+};
+
+inline KAct PrepKAct(const uint8_t* row, int64_t step) {
+  const auto* a = reinterpret_cast<const BlockQ8_K*>(row) + step;
+  return {a, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums))};
+}
+
+// Q4_K / Q5_K: the 6-bit scales and mins of the 8 sub-blocks as bytes.
+inline void UnpackScalesMinsK4(const uint8_t* s, uint64_t* scales, uint64_t* mins) {
+  const uint32_t w0 = Load<uint32_t>(s), w1 = Load<uint32_t>(s + 4), w2 = Load<uint32_t>(s + 8);
+  const uint32_t sc_lo = w0 & 0x3f3f3f3f;
+  const uint32_t m_lo = w1 & 0x3f3f3f3f;
+  const uint32_t sc_hi = (w2 & 0x0f0f0f0f) | (((w0 >> 6) & 0x03030303) << 4);
+  const uint32_t m_hi = ((w2 >> 4) & 0x0f0f0f0f) | (((w1 >> 6) & 0x03030303) << 4);
+  *scales = sc_lo | (uint64_t{sc_hi} << 32);
+  *mins = m_lo | (uint64_t{m_hi} << 32);
+}
+
+// i16 lane t of step p gets scale 2p + t / 16 (sub-blocks of 32 elements).
+inline __m512i ScaleLanes32(__m512i scales16, int p) {
+  const __m512i idx =
+      _mm512_add_epi16(_mm512_set1_epi16(static_cast<int16_t>(2 * p)),
+                       _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(1), 1));
+  return _mm512_permutexvar_epi16(idx, scales16);
+}
+
+// Q4_K (kHigh = false) and Q5_K: u = q in 0..15 / 0..31; x = d·sc·q − dmin·m.
+template <typename WBlock, bool kHigh>
+struct KernelQ45_K {
+  using Acc = KAcc;
+  using Act = KAct;
+  static constexpr int64_t kStep = 256;
+  struct W {
+    __m512i u[4];   // elements 64p .. 64p + 63
+    __m512i sc[4];  // i16 scale per maddubs lane
+    __m256i mins;   // i16 min of sub-block t / 2, for madd with bsums
+    float d, dmin;
+  };
+  static Act PrepAct(const uint8_t* row, int64_t step, int64_t) { return PrepKAct(row, step); }
+  static W DecodeW(const uint8_t* row, int64_t step, int64_t) {
+    const auto* w = reinterpret_cast<const WBlock*>(row) + step;
+    W r;
+    uint64_t sc, mn;
+    UnpackScalesMinsK4(w->scales, &sc, &mn);
+    const __m128i sc8 = _mm_cvtsi64_si128(static_cast<int64_t>(sc));
+    const __m128i mn8 = _mm_cvtsi64_si128(static_cast<int64_t>(mn));
+    const __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepu8_epi16(sc8));
+    r.mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
+    const __m512i shifts = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(4), 1);
+    __m512i high = _mm512_setzero_si512();
+    if constexpr (kHigh) {
+      high = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(w->qh)));
+    }
+    for (int p = 0; p < 4; ++p) {
+      const __m512i raw = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w->qs + 32 * p)));
+      __m512i u = _mm512_and_si512(_mm512_srlv_epi16(raw, shifts), _mm512_set1_epi8(0x0f));
+      if constexpr (kHigh) {
+        // Bit 2p of qh[l] for the low half (sub-block 2p), bit 2p + 1 for the high half.
+        const __m512i select =
+            _mm512_inserti64x4(_mm512_set1_epi8(static_cast<char>(1 << (2 * p))),
+                               _mm256_set1_epi8(static_cast<char>(1 << (2 * p + 1))), 1);
+        u = _mm512_mask_add_epi8(u, _mm512_test_epi8_mask(high, select), u, _mm512_set1_epi8(16));
+      }
+      r.u[p] = u;
+      r.sc[p] = ScaleLanes32(sc16, p);
+    }
+    r.d = Half(w->d);
+    r.dmin = Half(w->dmin);
+    return r;
+  }
+  static void Dot(const W& w, const Act& a, Acc& acc) {
+    __m512i sum = _mm512_setzero_si512();
+    for (int p = 0; p < 4; ++p) {
+      const __m512i q = _mm512_loadu_si512(a.a->qs + 64 * p);
+      sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(w.u[p], q), w.sc[p]);
+    }
+    const __m256i mins = _mm256_madd_epi16(a.bsums, w.mins);
+    acc.v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(w.d * a.a->d), acc.v);
+    acc.v = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(_mm512_zextsi256_si512(mins)),
+                             _mm512_set1_ps(w.dmin * a.a->d), acc.v);
+  }
+  static float Finish(const Acc& acc) { return _mm512_reduce_add_ps(acc.v); }
+};
+
+// Q6_K: u = q in 0..63, x = d·s·(q − 32); the −32·Σ s·a term comes from the bsums.
+struct KernelQ6_K {
+  using Acc = KAcc;
+  using Act = KAct;
+  static constexpr int64_t kStep = 256;
+  struct W {
+    __m512i u[4];   // elements 64i .. 64i + 63
+    __m512i sc[4];  // i16 scale per maddubs lane
+    __m256i scales16;
+    float d;
+  };
+  static Act PrepAct(const uint8_t* row, int64_t step, int64_t) { return PrepKAct(row, step); }
+  static W DecodeW(const uint8_t* row, int64_t step, int64_t) {
+    const auto* w = reinterpret_cast<const BlockQ6_K*>(row) + step;
+    W r;
+    r.scales16 = _mm256_cvtepi8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w->scales)));
+    const __m512i scales = _mm512_castsi256_si512(r.scales16);
+    const __m512i lane_block = _mm512_srli_epi16(
+        _mm512_setr_epi64(0x0003000200010000, 0x0007000600050004, 0x000b000a00090008,
+                          0x000f000e000d000c, 0x0013001200110010, 0x0017001600150014,
+                          0x001b001a00190018, 0x001f001e001d001c),
+        3);  // t / 8
+    const __m512i mask = _mm512_set1_epi8(0x0f);
+    const __m512i three = _mm512_set1_epi8(0x03);
+    for (int h = 0; h < 2; ++h) {
+      const __m512i ql = _mm512_loadu_si512(w->ql + 64 * h);
+      const __m512i qh = _mm512_broadcast_i64x4(
+          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w->qh + 32 * h)));
+      const __m512i lo_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
+      const __m512i hi_shift = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
+      const __m512i high_lo = _mm512_and_si512(_mm512_srlv_epi16(qh, lo_shift), three);
+      const __m512i high_hi = _mm512_and_si512(_mm512_srlv_epi16(qh, hi_shift), three);
+      r.u[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, mask), _mm512_slli_epi16(high_lo, 4));
+      r.u[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), mask),
+                                       _mm512_slli_epi16(high_hi, 4));
+    }
+    for (int i = 0; i < 4; ++i) {
+      const __m512i idx =
+          _mm512_add_epi16(lane_block, _mm512_set1_epi16(static_cast<int16_t>(4 * i)));
+      r.sc[i] = _mm512_permutexvar_epi16(idx, scales);
+    }
+    r.d = Half(w->d);
+    return r;
+  }
+  static void Dot(const W& w, const Act& a, Acc& acc) {
+    const __m256i offset = _mm256_slli_epi32(_mm256_madd_epi16(a.bsums, w.scales16), 5);
+    __m512i sum = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_zextsi256_si512(offset));
+    for (int i = 0; i < 4; ++i) {
+      const __m512i q = _mm512_loadu_si512(a.a->qs + 64 * i);
+      sum = _mm512_dpwssd_epi32(sum, _mm512_maddubs_epi16(w.u[i], q), w.sc[i]);
+    }
+    acc.v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum), _mm512_set1_ps(w.d * a.a->d), acc.v);
+  }
+  static float Finish(const Acc& acc) { return _mm512_reduce_add_ps(acc.v); }
+};
+
+// ---- tiles ------------------------------------------------------------------------------------
+
+template <typename K, int NW, int NA>
+void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* out,
+               size_t os) {
+  const int64_t blocks = k / 32;  // legacy blocks (unused by K-quants)
+  const int64_t steps = (k + K::kStep - 1) / K::kStep;
+  typename K::Acc acc[NW][NA];
+  for (int64_t s = 0; s < steps; ++s) {
+    typename K::Act act[NA];
+    for (int c = 0; c < NA; ++c) act[c] = K::PrepAct(a + c * as, s, blocks);
+    for (int r = 0; r < NW; ++r) {
+      const auto wd = K::DecodeW(w + r * ws, s, blocks);
+      for (int c = 0; c < NA; ++c) K::Dot(wd, act[c], acc[r][c]);
+    }
+  }
+  for (int r = 0; r < NW; ++r) {
+    for (int c = 0; c < NA; ++c) out[c * os + r] = K::Finish(acc[r][c]);
+  }
+}
+
+template <typename K, int NW>
+void TileRows(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, int na,
+              float* out, size_t os) {
+  switch (na) {
+    case 1:
+      return TileFixed<K, NW, 1>(k, w, ws, a, as, out, os);
+    case 2:
+      return TileFixed<K, NW, 2>(k, w, ws, a, as, out, os);
+    case 3:
+      return TileFixed<K, NW, 3>(k, w, ws, a, as, out, os);
+    default:
+      return TileFixed<K, NW, 4>(k, w, ws, a, as, out, os);
+  }
+}
+
+template <typename K>
+void Tile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as, int na, float* out,
+          size_t os) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* ab = static_cast<const uint8_t*>(a);
+  switch (nw) {
+    case 1:
+      return TileRows<K, 1>(k, wb, ws, ab, as, na, out, os);
+    case 2:
+      return TileRows<K, 2>(k, wb, ws, ab, as, na, out, os);
+    case 3:
+      return TileRows<K, 3>(k, wb, ws, ab, as, na, out, os);
+    default:
+      return TileRows<K, 4>(k, wb, ws, ab, as, na, out, os);
+  }
+}
+
+Kernels MakeAvx512() {
+  Kernels k = Avx2Kernels();
+  k.isa = "avx512";
+  auto slot = [](DType t) { return static_cast<size_t>(t); };
+  k.dot[slot(DType::Q4_0)] = Tile<KernelQ4_0>;
+  k.dot[slot(DType::Q5_0)] = Tile<KernelQ5_0>;
+  k.dot[slot(DType::Q8_0)] = Tile<KernelQ8_0>;
+  k.dot[slot(DType::Q4_K)] = Tile<KernelQ45_K<BlockQ4_K, false>>;
+  k.dot[slot(DType::Q5_K)] = Tile<KernelQ45_K<BlockQ5_K, true>>;
+  k.dot[slot(DType::Q6_K)] = Tile<KernelQ6_K>;
+  return k;
+}
+
+}  // namespace
+
+const Kernels& Avx512Kernels() {
+  static const Kernels kernels = MakeAvx512();
+  return kernels;
+}
+
+}  // namespace dizuo::cpu
