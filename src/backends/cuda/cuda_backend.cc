@@ -10,6 +10,7 @@
 #include <climits>
 #include <cmath>
 #include <numbers>
+#include <string>
 #include <string_view>
 
 #include "backends/cuda/cuda_kernels.h"
@@ -221,46 +222,8 @@ class CudaBackend final : public Backend {
     Check(cudaStreamSynchronize(stream_), fmt::format("downloading '{}'", tensor.name));
   }
 
-  bool Supports(const Node& node) const override {
-    const auto& s = node.src;
-    if (!Fits(node.out) || !Is(node.out, node.op == Op::kStoreKV ? node.out->type : DType::F32)) {
-      return false;
-    }
-    switch (node.op) {
-      case Op::kGetRows:
-        return Fits(s[0]) && IsRowTable(s[0]->type) && Fits(s[1]) && Is(s[1], DType::I32);
-      case Op::kMatMul: {
-        if (!Fits(s[0]) || !Is(s[0], DType::F32) || !Fits(s[1]) || !IsMatMulWeight(s[1]->type)) {
-          return false;
-        }
-        const int64_t k = s[0]->ne[0];
-        if (k % Traits(s[1]->type).block_size != 0) return false;
-        if (s[1]->nb[1] % 2 != 0) return false;  // blocks are read as 16-bit halves
-        return node.out->contiguous() && s[0]->rows() / 8 < 65535;
-      }
-      case Op::kAdd:
-      case Op::kMul:
-      case Op::kGlu:
-        return Fits(s[0]) && Fits(s[1]) && Is(s[0], DType::F32) && Is(s[1], DType::F32);
-      case Op::kScale:
-        return Fits(s[0]) && Is(s[0], DType::F32);
-      case Op::kRmsNorm:
-        return Fits(s[0]) && Is(s[0], DType::F32) &&
-               (s[1] == nullptr || (Is(s[1], DType::F32) && s[1]->contiguous()));
-      case Op::kRope:
-        return Fits(s[0]) && Is(s[0], DType::F32) && Fits(s[1]) && Is(s[1], DType::I32) &&
-               s[0]->ne[3] < 65535 &&
-               (s[2] == nullptr || (Is(s[2], DType::F32) && s[2]->contiguous()));
-      case Op::kAttention:
-        return Fits(s[0]) && Is(s[0], DType::F32) && s[0]->ne[0] <= cuda::kAttentionMaxHeadDim &&
-               IsCache(s[1]) && IsCache(s[2]) && Fits(s[1]) && Fits(s[2]) && Fits(s[3]) &&
-               Fits(s[4]) && Is(s[3], DType::I32) && Is(s[4], DType::I32) && s[0]->ne[2] < 65535;
-      case Op::kStoreKV:
-        return IsCache(node.out) && Fits(s[0]) && Is(s[0], DType::F32) && s[0]->contiguous() &&
-               Fits(s[1]) && Is(s[1], DType::I32);
-    }
-    return false;
-  }
+  bool Supports(const Node& node) const override { return Unsupported(node).empty(); }
+  std::string WhyUnsupported(const Node& node) const override { return Unsupported(node); }
 
   void Compute(std::span<const Node> nodes) override {
     uint64_t scratch_bytes = 0;
@@ -299,6 +262,56 @@ class CudaBackend final : public Backend {
   }
 
  private:
+  // Why the kernels cannot compute `node`, or empty when they can.
+  static std::string Unsupported(const Node& node) {
+    const auto& s = node.src;
+    for (const Tensor* t : {node.out, s[0], s[1], s[2], s[3], s[4]}) {
+      if (t != nullptr && !Fits(t)) {
+        return fmt::format("'{}' has strided rows or more than 2^31 elements", t->name);
+      }
+    }
+    auto type_error = [](const Tensor* t) {
+      return fmt::format("{} operand '{}' is not implemented", Name(t->type), t->name);
+    };
+    switch (node.op) {
+      case Op::kGetRows:
+        if (!IsRowTable(s[0]->type)) return type_error(s[0]);
+        return {};
+      case Op::kMatMul: {
+        if (!IsMatMulWeight(s[1]->type)) return type_error(s[1]);
+        if (s[0]->ne[0] % Traits(s[1]->type).block_size != 0) {
+          return "the inner dimension is not a multiple of the weight's block size";
+        }
+        if (s[1]->nb[1] % 2 != 0) return "weight rows are not 2-byte aligned";
+        if (!node.out->contiguous()) return "the output is not contiguous";
+        if (s[0]->rows() / 8 >= 65535) return "more activation rows than the grid allows";
+        return {};
+      }
+      case Op::kRmsNorm:
+        if (s[1] != nullptr && !s[1]->contiguous()) return "the weight is not contiguous";
+        return {};
+      case Op::kRope:
+        if (s[0]->ne[3] >= 65535) return "ne[3] exceeds the grid";
+        if (s[2] != nullptr && !s[2]->contiguous()) return "frequency factors are not contiguous";
+        return {};
+      case Op::kAttention:
+        if (s[0]->ne[0] > cuda::kAttentionMaxHeadDim) {
+          return fmt::format("head size {} exceeds {}", s[0]->ne[0], cuda::kAttentionMaxHeadDim);
+        }
+        if (s[0]->ne[2] >= 65535) return "more tokens than the grid allows";
+        return {};
+      case Op::kStoreKV:
+        if (!s[0]->contiguous()) return "the rows are not contiguous";
+        return {};
+      case Op::kAdd:
+      case Op::kMul:
+      case Op::kScale:
+      case Op::kGlu:
+        return {};
+    }
+    return "unknown op";
+  }
+
   char* Locate(const Tensor& tensor, uint64_t offset, uint64_t size) const {
     if (tensor.buffer == nullptr || &tensor.buffer->backend() != this) {
       Fail("CUDA backend: tensor '{}' is not in a CUDA buffer of this backend", tensor.name);

@@ -180,6 +180,7 @@ TEST_F(CudaVsReference, SupportsRejectsWhatItDoesNotImplement) {
   Tensor* x256 = g.NewInput(DType::F32, {256, 2}, "x256");
   g.MatMul(x256, q8k);  // Q8_K is an activation type, not a weight type
   EXPECT_FALSE(cuda_->Supports(g.nodes().back()));
+  EXPECT_NE(cuda_->WhyUnsupported(g.nodes().back()).find("q8_K"), std::string::npos);
 
   Tensor* w = g.NewInput(DType::F32, {64, 4}, "w");
   g.MatMul(x, w);
@@ -197,6 +198,7 @@ TEST_F(CudaVsReference, SupportsRejectsWhatItDoesNotImplement) {
   g.Attention(q, k, v, g.NewInput(DType::I32, {2, 1}, "tok"), g.NewInput(DType::I32, {2, 4}, "c"),
               {});
   EXPECT_FALSE(cuda_->Supports(g.nodes().back()));
+  EXPECT_NE(cuda_->WhyUnsupported(g.nodes().back()).find("head size 1024"), std::string::npos);
 }
 
 TEST_F(CudaVsReference, MatMulStories260K) {
@@ -329,40 +331,48 @@ TEST_F(CudaVsReference, BadRowIdIsAnError) {
   Check(harness::GetRowsSpec(DType::F32, 64, 16, 2), kExactNmse);  // and the backend recovers
 }
 
-// stories260K through the Engine on the CUDA backend reproduces llama.cpp's greedy continuations.
+// stories260K through the Engine on the CUDA backend reproduces llama.cpp's greedy continuations,
+// with an f16 and an f32 KV cache, and no node falls back to the CPU.
 TEST_F(CudaVsReference, StoriesGreedyGoldens) {
-  EngineOptions o;
-  o.model_path = (testing::SharedDir() / "models/stories260K.gguf").string();
-  o.backend = "cuda";
-  o.n_ctx = 512;
-  auto engine = Engine::Load(o);
-  std::ifstream in(testing::SharedDir() / "golden/stories260K-greedy.jsonl");
-  std::string line;
-  int cases = 0;
-  while (std::getline(in, line)) {
-    if (line.empty()) continue;
-    const auto j = nlohmann::json::parse(line);
-    const std::string prompt = j["prompt"], continuation = j["continuation"];
-    const int n_predict = j["n_predict"];
-    std::vector<TokenId> ids = engine->tokenizer().Encode(prompt, true, false);
-    engine->RemoveSequence(0);
-    std::vector<BatchToken> batch;
-    for (size_t i = 0; i < ids.size(); ++i) {
-      batch.push_back({ids[i], static_cast<int32_t>(i), 0, i + 1 == ids.size()});
+  for (DType kv_type : {DType::F16, DType::F32}) {
+    SCOPED_TRACE(std::string(Name(kv_type)));
+    EngineOptions o;
+    o.model_path = (testing::SharedDir() / "models/stories260K.gguf").string();
+    o.backend = "cuda";
+    o.n_ctx = 512;
+    o.kv_type = kv_type;
+    auto engine = Engine::Load(o);
+    std::ifstream in(testing::SharedDir() / "golden/stories260K-greedy.jsonl");
+    std::string line;
+    int cases = 0;
+    while (std::getline(in, line)) {
+      if (line.empty()) continue;
+      const auto j = nlohmann::json::parse(line);
+      const std::string prompt = j["prompt"], continuation = j["continuation"];
+      const int n_predict = j["n_predict"];
+      std::vector<TokenId> ids = engine->tokenizer().Encode(prompt, true, false);
+      engine->RemoveSequence(0);
+      std::vector<BatchToken> batch;
+      for (size_t i = 0; i < ids.size(); ++i) {
+        batch.push_back({ids[i], static_cast<int32_t>(i), 0, i + 1 == ids.size()});
+      }
+      std::string text;
+      auto pos = static_cast<int32_t>(ids.size());
+      for (int i = 0; i < n_predict; ++i) {
+        std::span<const float> logits = engine->Decode(batch);
+        const auto next =
+            static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        text += engine->tokenizer().TokenToPiece(next, false);
+        batch = {{next, pos++, 0, true}};
+      }
+      EXPECT_EQ(text, continuation) << "prompt: " << prompt;
+      ++cases;
     }
-    std::string text;
-    auto pos = static_cast<int32_t>(ids.size());
-    for (int i = 0; i < n_predict; ++i) {
-      std::span<const float> logits = engine->Decode(batch);
-      const auto next =
-          static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-      text += engine->tokenizer().TokenToPiece(next, false);
-      batch = {{next, pos++, 0, true}};
-    }
-    EXPECT_EQ(text, continuation) << "prompt: " << prompt;
-    ++cases;
+    EXPECT_GT(cases, 0);
+    // Every node ran on the GPU: nothing fell back to the CPU.
+    EXPECT_EQ(engine->profile().fallback_nodes, 0) << engine->profile().Report();
+    EXPECT_GT(engine->profile().nodes, 0);
   }
-  EXPECT_GT(cases, 0);
 }
 
 }  // namespace
