@@ -17,5 +17,6 @@ Command AddRun(CLI::App& app);
 Command AddChat(CLI::App& app);
 Command AddPerplexity(CLI::App& app);
 Command AddMakeModel(CLI::App& app);
+Command AddBench(CLI::App& app);
 
 }  // namespace dizuo::cli

@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   add("perplexity", "Measure perplexity on a text file", dizuo::cli::AddPerplexity);
   add("make-model", "Write a synthetic GGUF model (random weights, real shapes, tokenizer)",
       dizuo::cli::AddMakeModel);
+  add("bench", "Measure prompt and generation speed (tokens/s), as llama-bench does",
+      dizuo::cli::AddBench);
 
   try {
     app.parse(argc, argv);

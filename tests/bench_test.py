@@ -1,0 +1,162 @@
+"""End-to-end runs of `dizuo bench` on the shared stories260K model: the JSON, markdown and CSV
+outputs carry consistent figures, and bad flags fail with a clear message.
+
+The binary comes from $DIZUO_BIN (CTest passes the built one); shared data from $DIZUO_SHARED or
+../shared beside the repository.
+"""
+import json
+import os
+import pathlib
+import statistics
+import subprocess
+
+import numpy as np
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SHARED = pathlib.Path(os.environ.get("DIZUO_SHARED", ROOT.parent / "shared"))
+BIN = os.environ.get("DIZUO_BIN", str(ROOT / "build" / "bin" / "dizuo"))
+STORIES = SHARED / "models" / "stories260K.gguf"
+FAST = ["-m", STORIES, "-p", "16", "-n", "4", "-r", "2"]
+
+
+def dizuo(*args, timeout=300):
+    return subprocess.run([BIN, *map(str, args)], capture_output=True, text=True, timeout=timeout)
+
+
+def ok(*args):
+    r = dizuo(*args)
+    assert r.returncode == 0, f"dizuo {' '.join(map(str, args))} failed:\n{r.stderr}"
+    return r
+
+
+def fails(*args, message):
+    r = dizuo(*args)
+    assert r.returncode != 0, f"expected failure, got success:\n{r.stdout}"
+    assert 0 < r.returncode < 128, f"exit status {r.returncode} (a crash?):\n{r.stderr}"
+    assert message.lower() in r.stderr.lower(), r.stderr
+    return r
+
+
+def stories_params_and_types():
+    import gguf
+    reader = gguf.GGUFReader(str(STORIES))
+    n_params = sum(int(np.prod(t.shape)) for t in reader.tensors)
+    return n_params, {t.tensor_type.name.lower() for t in reader.tensors}
+
+
+@pytest.fixture(scope="module")
+def json_run():
+    return json.loads(ok("bench", *FAST, "-t", "1", "-o", "json").stdout)
+
+
+def test_json_has_one_result_per_test(json_run):
+    results = json_run["results"]
+    assert [r["test"] for r in results] == ["pp16", "tg4"]
+    pp, tg = results
+    assert (pp["n_prompt"], pp["n_gen"]) == (16, 0)
+    assert (tg["n_prompt"], tg["n_gen"]) == (0, 4)
+    assert json_run["cores"] >= 1 and json_run["cpu"]
+
+
+def test_json_describes_the_model(json_run):
+    n_params, types = stories_params_and_types()
+    for r in json_run["results"]:
+        assert r["model_size"] == STORIES.stat().st_size
+        assert r["model_n_params"] == n_params
+        assert set(r["type_bytes"]) == types
+        assert r["weight_bytes"] == sum(r["type_bytes"].values())
+        assert r["backend"] == "cpu" and r["n_threads"] == 1 and r["arch"] == "llama"
+        assert r["model"].startswith("llama ")
+
+
+def test_json_speeds_follow_from_the_samples(json_run):
+    for r in json_run["results"]:
+        n = r["n_prompt"] + r["n_gen"]
+        assert r["reps"] == 2 and len(r["samples_ns"]) == 2 and len(r["samples_ts"]) == 2
+        for ns, ts in zip(r["samples_ns"], r["samples_ts"]):
+            assert ns > 0 and ts == pytest.approx(n / (ns * 1e-9), rel=1e-3)
+        assert r["avg_ts"] == pytest.approx(statistics.mean(r["samples_ts"]), rel=1e-9)
+        assert r["stddev_ts"] == pytest.approx(statistics.stdev(r["samples_ts"]), rel=1e-6)
+        assert r["avg_ns"] == pytest.approx(statistics.mean(r["samples_ns"]), rel=1e-3, abs=2)
+
+
+def test_json_reports_memory_load_time_and_bytes_per_token(json_run):
+    pp, tg = json_run["results"]
+    for r in (pp, tg):
+        assert 0 < r["load_seconds"] < 60
+        assert r["peak_rss_bytes"] >= r["rss_before_load_bytes"] > 0
+        # stories260K: 5 layers, 4 KV heads of 8 dims, K and V in F16, 16 cells (max of -p, -n).
+        assert r["kv_cache_bytes"] == 5 * 2 * 4 * 8 * 2 * 16
+        assert r["rss_budget_bytes"] == r["model_size"] + r["kv_cache_bytes"] + (64 << 20)
+    # The output projection is stored apart from the embedding table, so a token reads every
+    # weight but one embedding row (512 rows).
+    assert tg["weight_bytes_per_token"] < tg["weight_bytes"]
+    assert tg["kv_bytes_per_token"] == 5 * 2 * 4 * 8 * 2 * (4 + 1) // 2
+    assert tg["bytes_per_token"] == tg["weight_bytes_per_token"] + tg["kv_bytes_per_token"]
+    assert pp["bytes_per_token"] == 0
+
+
+def test_markdown_table_like_llama_bench():
+    out = ok("bench", *FAST, "-t", "1,2").stdout
+    lines = out.splitlines()
+    assert lines[0] == "| model | size | params | backend | threads | test | t/s |"
+    rows = [l.split("|")[1:-1] for l in lines[2:6]]
+    assert [(r[4].strip(), r[5].strip()) for r in rows] == [
+        ("1", "pp16"), ("1", "tg4"), ("2", "pp16"), ("2", "tg4")]
+    for r in rows:
+        mean, sd = r[6].split("±")
+        assert float(mean) > 0 and float(sd) >= 0
+    assert "peak RSS" in out and "load" in out
+
+
+def test_csv_has_a_header_and_one_row_per_test():
+    lines = ok("bench", *FAST, "-t", "1", "-o", "csv").stdout.strip().splitlines()
+    header = lines[0].split(",")
+    assert header[:2] == ["model", "model_filename"] and "avg_ts" in header
+    assert len(lines) == 3
+    for line in lines[1:]:
+        assert float(line.split(",")[header.index("avg_ts")]) > 0
+
+
+def test_list_flags_run_every_combination():
+    results = json.loads(
+        ok("bench", "-m", STORIES, "-p", "8,16", "-n", "0", "-r", "1", "-t", "1", "-o",
+           "json").stdout)["results"]
+    assert [r["test"] for r in results] == ["pp8", "pp16"]
+
+
+def test_bandwidth_probe():
+    out = json.loads(ok("bench", "--bandwidth", "--bandwidth-mib", "32", "-t", "1,2", "-o",
+                        "json").stdout)
+    assert [b["threads"] for b in out["bandwidth"]] == [1, 2]
+    for b in out["bandwidth"]:
+        assert b["bytes_per_second"] > 1e8  # any machine streams more than 100 MB/s
+    assert out["results"] == []
+
+
+@pytest.mark.parametrize("args,message", [
+    (["-r", "0"], "-r must be >= 1"),
+    (["-p", "-3"], "-p must be in"),
+    (["-n", "70000"], "-n must be in"),
+    (["-p", "0", "-n", "0"], "nothing to measure"),
+    (["-t", "-1"], "--threads must be"),
+    (["-o", "xml"], "--output"),
+    (["--backend", "nosuch"], "unknown backend 'nosuch'"),
+    (["-b", "0"], "--batch must be positive"),
+])
+def test_bad_flags_fail_clearly(args, message):
+    fails("bench", "-m", STORIES, *args, message=message)
+
+
+def test_missing_model_fails_clearly():
+    fails("bench", "-m", STORIES, "-m", "/nonexistent/model.gguf",
+          message="/nonexistent/model.gguf: cannot open")
+    fails("bench", message="give a model with -m")
+
+
+def test_not_a_gguf_fails_clearly(tmp_path):
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a gguf file at all" * 10)
+    r = fails("bench", "-m", bad, message="bad.gguf")
+    assert "error" in r.stderr
