@@ -160,3 +160,26 @@ def test_not_a_gguf_fails_clearly(tmp_path):
     bad.write_bytes(b"not a gguf file at all" * 10)
     r = fails("bench", "-m", bad, message="bad.gguf")
     assert "error" in r.stderr
+
+
+def test_compare_llamacpp_on_stories(tmp_path):
+    """bench/compare-llamacpp end to end on stories260K (needs llama-cpp-python)."""
+    pytest.importorskip("llama_cpp")
+    out = tmp_path / "compare.json"
+    r = subprocess.run([str(ROOT / "bench" / "compare-llamacpp"), "--dizuo", BIN, "--models",
+                        str(STORIES), "-t", "1", "-p", "8", "-n", "4", "--rounds", "2", "-r", "1",
+                        "--bandwidth-mib", "32", "--json", str(out)],
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "| model | threads | test | dizuo t/s | llama.cpp t/s |" in r.stdout
+    data = json.loads(out.read_text())
+    table = data["table"]
+    assert [(e["test"], e["threads"]) for e in table] == [("pp8", 1), ("tg4", 1)]
+    for e in table:
+        assert len(e["dizuo_round_ts"]) == len(e["llamacpp_round_ts"]) == 2
+        ratios = [a / b for a, b in zip(e["dizuo_round_ts"], e["llamacpp_round_ts"])]
+        assert e["ratio"] == pytest.approx(statistics.median(ratios))
+    tg = table[1]
+    bandwidth = data["bandwidth_bytes_per_second"]["1"]
+    assert tg["limit_ts"] == pytest.approx(bandwidth / tg["bytes_per_token"])
+    assert tg["dizuo_of_limit"] == pytest.approx(tg["dizuo_ts"] / tg["limit_ts"])
