@@ -171,10 +171,11 @@ TEST_P(StoriesBackendTest, BatchedSequencesMatchSequenceAlone) {
     std::printf("%s, %s cache: max |logit difference| %g\n", GetParam().c_str(),
                 std::string(Name(kv_type)).c_str(), max_diff);
     // Backends may sum in another order for another batch shape (the reference does not: its
-    // difference is 0). With an f32 cache that stays far below 1e-4; with f16 a K/V value that
-    // lands on the other side of an f16 rounding boundary differs by one f16 ulp (2^-11 relative),
-    // which moves logits by ~1e-4, so the bound is 1e-3 there.
-    EXPECT_LT(max_diff, kv_type == DType::F32 ? 1e-4f : 1e-3f);
+    // difference is 0). With an f32 cache that stays far below 1e-4. With f16, K/V values, the
+    // query and the softmax weights are rounded to f16 (core/graph.h); one that lands on the
+    // other side of a rounding boundary differs by one f16 ulp (2^-11 relative), which moves
+    // logits by up to a few 1e-3 (cpu: 3.4e-3 measured), so the bound is 1e-2 there.
+    EXPECT_LT(max_diff, kv_type == DType::F32 ? 1e-4f : 1e-2f);
   }
 }
 

@@ -18,12 +18,19 @@
 //              dims of each head; normal mode pairs (2i, 2i+1), neox mode pairs (i, i+n_rot/2).
 //              theta_i = pos · freq_base^(-2i/n_rot) / freq_factor_i, then YaRN-style scaling with
 //              freq_scale, ext_factor, attn_factor, beta_fast/slow, n_ctx_orig (ggml's rope_ext).
-//   GLU        out = act(gate) · up, act ∈ {silu, gelu_tanh}.
+//   GLU        out = act(gate) · up, act ∈ {silu, gelu_tanh}. gelu_tanh is the GGUF engines' CPU
+//              definition (core/gelu.h): x rounded to f16, gelu_tanh of that (f32 formula)
+//              rounded to f16; 0 for x ≤ -10 and x for x ≥ 10. llama.cpp reads it from an f16
+//              table, so matching its logits needs the same roundings.
 //   ATTENTION  q[D,Hq,T]; k, v caches [D,Hkv,C] (f16 or f32); tokens[2,T] = (pos, seq) per token;
 //              cells[2,C] = (pos, seq) per cache cell (seq -1: empty). Query head h reads kv head
 //              h / (Hq/Hkv). Token t sees cell c iff seq equal, cell pos ≤ token pos, and (window
 //              = 0 or token pos − cell pos < window). s = q·k · scale, s = softcap·tanh(s/softcap)
-//              when softcap > 0, softmax over visible cells, out[D·Hq, T] = Σ p·v.
+//              when softcap > 0, p = softmax over visible cells, out[D·Hq, T] = Σ p·v. An f16
+//              cache rounds its operand as MATMUL does for f16 weights: with an f16 K, q is
+//              rounded to f16 before q·k; with an f16 V, each normalized p is rounded to f16
+//              before Σ p·v (sums in f32 or wider). This is llama.cpp's CPU attention (two f16
+//              matrix products around an f32 softmax), whose outputs we match.
 //   STORE_KV   cache[D,H,C] (f16 or f32): cell cells[t] (i32) ← rows[D·H,T] column t, converted.
 //              The node's output is the cache itself (updated in place).
 #pragma once

@@ -12,6 +12,7 @@
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/kernels_common.h"
+#include "core/gelu.h"
 #include "core/quant.h"
 #include "core/quant_blocks.h"
 
@@ -552,31 +553,41 @@ inline __m256 Exp(__m256 x) {
   return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
 }
 
-// act(gate) as x · sigmoid(c·x) with c = 1 (silu) or the gelu-tanh argument 2u/x.
-inline __m256 Activate(Activation act, __m256 x) {
-  __m256 z;
-  if (act == Activation::kSilu) {
-    z = x;
-  } else {
-    const __m256 x2 = _mm256_mul_ps(x, x);
-    const __m256 inner = _mm256_fmadd_ps(_mm256_set1_ps(0.044715f), x2, _mm256_set1_ps(1.0f));
-    z = _mm256_mul_ps(_mm256_mul_ps(_mm256_set1_ps(2.0f * 0.7978845608028654f), x), inner);
-  }
-  const __m256 e = Exp(_mm256_sub_ps(_mm256_setzero_ps(), z));
+// silu(x) = x · sigmoid(x).
+inline __m256 Silu(__m256 x) {
+  const __m256 e = Exp(_mm256_sub_ps(_mm256_setzero_ps(), x));
   return _mm256_div_ps(x, _mm256_add_ps(_mm256_set1_ps(1.0f), e));
 }
 
+// gelu_tanh as core/gelu.h defines it: the f16 table at x rounded to f16; 0 for x <= -10 and x
+// itself for x >= 10.
+inline __m256 GeluTanh(__m256 x, const uint16_t* table) {
+  alignas(16) uint16_t h[8];
+  _mm_store_si128(reinterpret_cast<__m128i*>(h), _mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT));
+  for (uint16_t& v : h) v = table[v];
+  const __m256 g = _mm256_cvtph_ps(_mm_load_si128(reinterpret_cast<const __m128i*>(h)));
+  const __m256 low = _mm256_cmp_ps(x, _mm256_set1_ps(-10.0f), _CMP_LE_OQ);
+  const __m256 high = _mm256_cmp_ps(x, _mm256_set1_ps(10.0f), _CMP_GE_OQ);
+  return _mm256_blendv_ps(_mm256_andnot_ps(low, g), x, high);
+}
+
+inline __m256 Activate(Activation act, __m256 x, const uint16_t* gelu_table) {
+  return act == Activation::kSilu ? Silu(x) : GeluTanh(x, gelu_table);
+}
+
 void GluRow(Activation act, const float* gate, const float* up, float* out, int64_t n) {
+  const uint16_t* table = act == Activation::kGeluTanh ? GeluTanhF16Table().data() : nullptr;
   int64_t i = 0;
   for (; i + 8 <= n; i += 8) {
-    _mm256_storeu_ps(
-        out + i, _mm256_mul_ps(Activate(act, _mm256_loadu_ps(gate + i)), _mm256_loadu_ps(up + i)));
+    _mm256_storeu_ps(out + i, _mm256_mul_ps(Activate(act, _mm256_loadu_ps(gate + i), table),
+                                            _mm256_loadu_ps(up + i)));
   }
   if (i < n) {  // the tail through the same vector code, so every element gets the same formula
     float g[8] = {}, u[8] = {}, o[8];
     std::memcpy(g, gate + i, static_cast<size_t>(n - i) * sizeof(float));
     std::memcpy(u, up + i, static_cast<size_t>(n - i) * sizeof(float));
-    _mm256_storeu_ps(o, _mm256_mul_ps(Activate(act, _mm256_loadu_ps(g)), _mm256_loadu_ps(u)));
+    _mm256_storeu_ps(o,
+                     _mm256_mul_ps(Activate(act, _mm256_loadu_ps(g), table), _mm256_loadu_ps(u)));
     std::memcpy(out + i, o, static_cast<size_t>(n - i) * sizeof(float));
   }
 }

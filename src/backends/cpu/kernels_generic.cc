@@ -4,6 +4,7 @@
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/kernels_common.h"
+#include "core/gelu.h"
 #include "core/quant.h"
 #include "core/quant_blocks.h"
 
@@ -248,18 +249,16 @@ void ScaleF32(float alpha, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] *= alpha;
 }
 
-// gelu_tanh(x) = 0.5·x·(1 + tanh(u)) = x · sigmoid(2u), u = sqrt(2/π)·(x + 0.044715·x³); the
-// sigmoid form has no cancellation for negative x.
+// silu(x) = x / (1 + e^-x); gelu_tanh is the GGUF engines' f16-table definition (core/gelu.h).
 void Glu(Activation act, const float* gate, const float* up, float* out, int64_t n) {
-  constexpr float kSqrt2OverPi = 0.7978845608028654f;
+  const uint16_t* gelu = act == Activation::kGeluTanh ? GeluTanhF16Table().data() : nullptr;
   for (int64_t i = 0; i < n; ++i) {
     const float x = gate[i];
     float g;
     if (act == Activation::kSilu) {
       g = x / (1.0f + std::exp(-x));
     } else {
-      const float u = kSqrt2OverPi * x * (1.0f + 0.044715f * x * x);
-      g = x / (1.0f + std::exp(-2.0f * u));
+      g = x <= -10.0f ? 0.0f : x >= 10.0f ? x : F16ToF32(gelu[F32ToF16(x)]);
     }
     out[i] = g * up[i];
   }

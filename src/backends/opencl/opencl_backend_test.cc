@@ -10,7 +10,8 @@
 //     exact integers, so what differs is f32 (device) vs f64 (reference) accumulation of the
 //     block products, ~1e-14. Converting activations any other way (or not at all) costs ~1e-6
 //     (Q8 rounding noise), so the bound tells "follows the GGUF product" from "merely close".
-//   - kFloatNmse 1e-10 for RMS_NORM, ROPE, GLU, ATTENTION: f32 vs f64 sums and the device's
+//   - kFloatNmse 1e-10 for RMS_NORM, ROPE, GLU, ATTENTION (f32 caches; f16 caches: see the
+//     test): f32 vs f64 sums and the device's
 //     exp/tanh/sin/cos (a few ulp), ~1e-13.
 // Every output must also be free of NaN and Inf. Without an OpenCL device the tests fail (the
 // setup installs PoCL) unless DIZUO_SKIP_OPENCL=1.
@@ -231,24 +232,29 @@ TEST_F(OpenclVsReference, Rope) {
 
 TEST_F(OpenclVsReference, Attention) {
   for (DType cache : {DType::F16, DType::F32}) {
+    // With f16 caches q and the softmax weights are rounded to f16 (core/graph.h). Scores and
+    // weights are f32 here and double in the reference, so now and then one lands on the other
+    // side of an f16 rounding boundary: that weight then differs by 2^-11 of itself, which
+    // bounds the error by ~(2^-11)^2 = 2.4e-7 of the output's energy.
+    const double bound = cache == DType::F16 ? 2.5e-7 : kFloatNmse;
     AttentionParams p;
     p.scale = 1 / std::sqrt(8.0f);
-    Check(harness::AttentionSpec(8, 8, 4, 5, 40, 1, cache, p), kFloatNmse);  // stories260K
-    Check(harness::AttentionSpec(8, 8, 4, 1, 40, 1, cache, p), kFloatNmse);  // generation
+    Check(harness::AttentionSpec(8, 8, 4, 5, 40, 1, cache, p), bound);  // stories260K
+    Check(harness::AttentionSpec(8, 8, 4, 1, 40, 1, cache, p), bound);  // generation
     p.scale = 1 / 16.0f;
-    Check(harness::AttentionSpec(256, 4, 1, 3, 300, 2, cache, p), kFloatNmse);  // Gemma 3
+    Check(harness::AttentionSpec(256, 4, 1, 3, 300, 2, cache, p), bound);  // Gemma 3
     AttentionParams window = p;
     window.window = 16;
-    Check(harness::AttentionSpec(256, 4, 1, 4, 200, 1, cache, window), kFloatNmse);
+    Check(harness::AttentionSpec(256, 4, 1, 4, 200, 1, cache, window), bound);
     AttentionParams capped = p;
     capped.softcap = 50.0f;
-    Check(harness::AttentionSpec(256, 4, 1, 2, 64, 1, cache, capped), kFloatNmse);
+    Check(harness::AttentionSpec(256, 4, 1, 2, 64, 1, cache, capped), bound);
     AttentionParams llama;
     llama.scale = 0.125f;
-    Check(harness::AttentionSpec(64, 32, 8, 6, 150, 3, cache, llama), kFloatNmse);  // 1b
+    Check(harness::AttentionSpec(64, 32, 8, 6, 150, 3, cache, llama), bound);  // 1b
     AttentionParams qwen;
     qwen.scale = 1 / std::sqrt(128.0f);
-    Check(harness::AttentionSpec(128, 16, 2, 2, 90, 1, cache, qwen), kFloatNmse);
+    Check(harness::AttentionSpec(128, 16, 2, 2, 90, 1, cache, qwen), bound);
   }
 }
 

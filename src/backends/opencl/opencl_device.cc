@@ -4,6 +4,7 @@
 
 #include "backends/opencl/opencl_kernels.h"
 #include "core/error.h"
+#include "core/gelu.h"
 
 namespace dizuo::opencl {
 namespace {
@@ -148,6 +149,14 @@ Device OpenDevice() {
   std::vector<cl::Kernel> kernels;
   program.createKernels(&kernels);
   for (cl::Kernel& k : kernels) dev.kernels.emplace(Trim(k.getInfo<CL_KERNEL_FUNCTION_NAME>()), k);
+  const auto& gelu = GeluTanhF16Table();
+  try {
+    dev.gelu_table = cl::Buffer(dev.context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof(gelu),
+                                const_cast<uint16_t*>(gelu.data()));
+  } catch (const cl::Error& e) {
+    Fail("opencl: cannot create the gelu table on '{}': {} failed ({})", dev.info.description,
+         e.what(), ErrorName(e.err()));
+  }
   return dev;
 }
 

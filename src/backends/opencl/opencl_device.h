@@ -21,6 +21,7 @@ struct Device {
   uint64_t max_alloc_bytes = 0;
   uint64_t local_mem_bytes = 0;
   size_t max_work_group = 0;
+  cl::Buffer gelu_table;  // core/gelu.h's 65,536 f16 results, for the glu kernel
 };
 
 // Opens the first GPU or accelerator of any platform, else the first device of any kind, and

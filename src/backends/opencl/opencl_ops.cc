@@ -172,11 +172,11 @@ void Scale(Launcher& run, const Node& node) {
           static_cast<cl_float>(node.params.scale), ArgOf(*node.out));
 }
 
-void Glu(Launcher& run, const Node& node) {
+void Glu(Device& dev, Launcher& run, const Node& node) {
   const Tensor& g = *node.src[0];
   run.Run("glu", cl::NDRange(g.ne[0], g.rows()), cl::NullRange,
           I(node.params.act == Activation::kSilu ? 0 : 1), ArgOf(g), ArgOf(*node.src[1]),
-          ArgOf(*node.out));
+          ArgOf(*node.out), dev.gelu_table);
 }
 
 void RmsNorm(Device& dev, Launcher& run, const Node& node) {
@@ -307,7 +307,7 @@ void EnqueueNode(Device& dev, const Node& node, const cl::Buffer& scratch) {
     case Op::kScale:
       return Scale(run, node);
     case Op::kGlu:
-      return Glu(run, node);
+      return Glu(dev, run, node);
     case Op::kRmsNorm:
       return RmsNorm(dev, run, node);
     case Op::kRope:

@@ -1,4 +1,5 @@
-// ATTENTION over the KV cache, computed per (token, query head) in double precision.
+// ATTENTION over the KV cache, computed per (token, query head) in double precision, with the
+// f16 roundings core/graph.h prescribes for f16 caches (q before q·k, the weights before Σ p·v).
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -57,6 +58,8 @@ void Attention(const Node& node) {
   const int64_t d = q.ne[0], n_head = q.ne[1], n_tokens = q.ne[2];
   const int64_t n_cells = k_cache.ne[2];
   const int64_t group = n_head / k_cache.ne[1];
+  const bool k_f16 = k_cache.type == DType::F16;
+  const bool v_f16 = v_cache.type == DType::F16;
 
   std::vector<double> qv(d), kv(d), acc(d), scores;
   std::vector<int64_t> visible;
@@ -70,7 +73,7 @@ void Attention(const Node& node) {
     for (int64_t h = 0; h < n_head; ++h) {
       const int64_t kv_head = h / group;
       const float* qh = q.host<float>(h, t);
-      for (int64_t i = 0; i < d; ++i) qv[i] = qh[i];
+      for (int64_t i = 0; i < d; ++i) qv[i] = k_f16 ? F16ToF32(F32ToF16(qh[i])) : qh[i];
 
       scores.assign(visible.size(), 0.0);
       double max_score = -std::numeric_limits<double>::infinity();
@@ -90,12 +93,12 @@ void Attention(const Node& node) {
       }
       std::fill(acc.begin(), acc.end(), 0.0);
       for (size_t j = 0; j < visible.size(); ++j) {
+        const auto p_f32 = static_cast<float>(scores[j] / total);
+        const double p = v_f16 ? F16ToF32(F32ToF16(p_f32)) : scores[j] / total;
         ReadCacheVector(v_cache, kv_head, visible[j], kv);
-        for (int64_t i = 0; i < d; ++i) acc[i] += scores[j] * kv[i];
+        for (int64_t i = 0; i < d; ++i) acc[i] += p * kv[i];
       }
-      for (int64_t i = 0; i < d; ++i) {
-        out[h * d + i] = visible.empty() ? 0.0f : static_cast<float>(acc[i] / total);
-      }
+      for (int64_t i = 0; i < d; ++i) out[h * d + i] = static_cast<float>(acc[i]);
     }
   }
 }

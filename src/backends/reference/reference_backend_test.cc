@@ -174,11 +174,19 @@ TEST_F(ReferenceTest, GluKnownValues) {
   EXPECT_NEAR(out[0], 2 / (1 + std::exp(-1.0f)), 1e-6f);
   EXPECT_EQ(out[1], 0.0f);
   EXPECT_NEAR(out[2], -2 / (1 + std::exp(2.0f)), 1e-6f);
+  // gelu_tanh as the GGUF engines' f16 table (core/gelu.h): gelu_tanh(1) = 0.841192 and
+  // gelu_tanh(-2) = -0.0454023 are the f16 values below (llama.cpp's table entries 0x3abb and
+  // 0xa9d0); beyond ±10 the activation is 0 or x itself.
   spec.params.act = Activation::kGeluTanh;
   out = Run(spec);
-  EXPECT_NEAR(out[0], 2 * 0.8411920f, 1e-6f);  // gelu_tanh(1) = 0.841192
+  EXPECT_EQ(out[0], 2 * 0.84130859375f);
   EXPECT_EQ(out[1], 0.0f);
-  EXPECT_NEAR(out[2], -0.0454023f, 1e-6f);  // gelu_tanh(-2)
+  EXPECT_EQ(out[2], -0.04541015625f);
+  spec.src = {F32({3, 1, 1, 1}, {-10, 10, 12.5f}), F32({3, 1, 1, 1}, {3, 0.5f, 2})};
+  out = Run(spec);
+  EXPECT_EQ(out[0], 0.0f);
+  EXPECT_EQ(out[1], 5.0f);
+  EXPECT_EQ(out[2], 25.0f);
 }
 
 TEST_F(ReferenceTest, GetRowsDequantizesEachType) {

@@ -6,6 +6,7 @@
 
 #include "backends/reference/reference_kernels.h"
 #include "core/error.h"
+#include "core/gelu.h"
 #include "core/quant.h"
 
 namespace dizuo::reference {
@@ -149,21 +150,22 @@ void Rope(const Node& node) {
   }
 }
 
+// gelu_tanh is the GGUF engines' f16-table definition (core/gelu.h); silu is exact (double).
 void Glu(const Node& node) {
   const Tensor& gate = *node.src[0];
   const Tensor& up = *node.src[1];
   const bool silu = node.params.act == Activation::kSilu;
-  // gelu_tanh(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x³)))
-  const double gelu_k = std::sqrt(2.0 / std::numbers::pi);
   for (int64_t r = 0; r < gate.rows(); ++r) {
     const float* g = FloatRow(gate, r);
     const float* u = FloatRow(up, r);
     float* out = FloatRow(*node.out, r);
     for (int64_t i = 0; i < gate.ne[0]; ++i) {
-      const double v = g[i];
-      const double act = silu ? v / (1.0 + std::exp(-v))
-                              : 0.5 * v * (1.0 + std::tanh(gelu_k * (v + 0.044715 * v * v * v)));
-      out[i] = static_cast<float>(act * u[i]);
+      if (silu) {
+        const double v = g[i];
+        out[i] = static_cast<float>(v / (1.0 + std::exp(-v)) * u[i]);
+      } else {
+        out[i] = GeluTanhGguf(g[i]) * u[i];
+      }
     }
   }
 }

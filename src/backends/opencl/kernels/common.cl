@@ -18,6 +18,16 @@ inline ulong row_offset(int r, int4 ne, ulong4 nb) {
 
 inline float load_half(gbytes p) { return vload_half(0, (__global const half*)p); }
 inline void store_half(float v, gbytes_mut p) { vstore_half_rte(v, 0, (__global half*)p); }
+// f32 -> f16 bits (round to nearest even), and f32 rounded to f16 and back.
+inline ushort half_bits(float v) {
+  ushort bits;
+  vstore_half_rte(v, 0, (__private half*)&bits);
+  return bits;
+}
+inline float round_half(float v) {
+  const ushort bits = half_bits(v);
+  return vload_half(0, (__private const half*)&bits);
+}
 inline float load_bf16(gbytes p) { return as_float(((uint)p[0] << 16) | ((uint)p[1] << 24)); }
 inline int load_i32(gbytes p) { return *(__global const int*)p; }
 inline float load_f32(gbytes p) { return *(__global const float*)p; }

@@ -18,16 +18,25 @@ __kernel void scale(gbytes a, ulong a_off, int4 a_ne, ulong4 a_nb, float s, gbyt
   store_f32(x * s, out + out_off + row_offset(r, out_ne, out_nb) + (ulong)e * 4);
 }
 
-// out = act(gate) · up with act silu (0) or gelu_tanh (1).
+// out = act(gate) · up with act silu (0) or gelu_tanh (1). gelu_tanh is the GGUF engines'
+// definition (core/gelu.h): 0 for x <= -10, x for x >= 10, else gelu_table (f16 results, indexed
+// by the f16 bits of x).
 __kernel void glu(int act, gbytes g, ulong g_off, int4 g_ne, ulong4 g_nb, gbytes u, ulong u_off,
                   int4 u_ne, ulong4 u_nb, gbytes_mut out, ulong out_off, int4 out_ne,
-                  ulong4 out_nb) {
+                  ulong4 out_nb, __global const half* gelu_table) {
   const int e = get_global_id(0), r = get_global_id(1);
   const float v = load_f32(g + g_off + row_offset(r, g_ne, g_nb) + (ulong)e * 4);
   const float up = load_f32(u + u_off + row_offset(r, u_ne, u_nb) + (ulong)e * 4);
-  const float gelu_k = 0.7978845608028654f;  // sqrt(2 / pi)
-  const float a = act == 0 ? v / (1.0f + exp(-v))
-                           : 0.5f * v * (1.0f + tanh(gelu_k * (v + 0.044715f * v * v * v)));
+  float a;
+  if (act == 0) {
+    a = v / (1.0f + exp(-v));
+  } else if (v <= -10.0f) {
+    a = 0.0f;
+  } else if (v >= 10.0f) {
+    a = v;
+  } else {
+    a = vload_half(half_bits(v), gelu_table);
+  }
   store_f32(a * up, out + out_off + row_offset(r, out_ne, out_nb) + (ulong)e * 4);
 }
 
