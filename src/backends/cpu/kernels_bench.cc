@@ -6,12 +6,14 @@
 //   cpu_kernels_bench [--benchmark_filter=q4_0]   (DIZUO_CPU_ISA=generic for the scalar table)
 #include <benchmark/benchmark.h>
 
+#include <map>
 #include <random>
+#include <tuple>
 #include <vector>
 
+#include <fmt/format.h>
 #include "backends/backend.h"
 #include "backends/cpu/cpu_backend.h"
-#include <fmt/format.h>
 
 #include "core/graph.h"
 #include "core/quant.h"
@@ -23,18 +25,18 @@ constexpr int64_t kK = 2048;
 const DType kTypes[] = {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
 
 // A K × N weight: 64 distinct random rows (quantizing K-quants is slow), repeated.
-const std::vector<uint8_t>& Weight(DType type, int64_t n) {
-  static std::vector<uint8_t> cache[32][2];
-  std::vector<uint8_t>& w = cache[static_cast<int>(type)][n > kK ? 1 : 0];
+const std::vector<uint8_t>& Weight(DType type, int64_t n, int64_t k = kK) {
+  static std::map<std::tuple<int, int64_t, int64_t>, std::vector<uint8_t>> cache;
+  std::vector<uint8_t>& w = cache[{static_cast<int>(type), n, k}];
   if (!w.empty()) return w;
-  const uint64_t row = *RowBytes(type, kK);
+  const uint64_t row = *RowBytes(type, static_cast<uint64_t>(k));
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> values(kK);
+  std::vector<float> values(static_cast<size_t>(k));
   std::vector<uint8_t> distinct(row * 64);
   for (int r = 0; r < 64; ++r) {
     for (float& v : values) v = dist(rng);
-    QuantizeRow(type, values.data(), distinct.data() + r * row, kK);
+    QuantizeRow(type, values.data(), distinct.data() + r * row, k);
   }
   w.resize(row * static_cast<uint64_t>(n));
   for (int64_t r = 0; r < n; ++r) {
@@ -43,20 +45,16 @@ const std::vector<uint8_t>& Weight(DType type, int64_t n) {
   return w;
 }
 
-void BM_MatMul(benchmark::State& state) {
-  const DType type = kTypes[state.range(0)];
-  const int64_t n = state.range(1);
-  const int64_t m = state.range(2);
-  const int threads = static_cast<int>(state.range(3));
+void RunMatMul(benchmark::State& state, DType type, int64_t k, int64_t n, int64_t m, int threads) {
   auto backend = CreateCpuBackend({.threads = threads});
-  const std::vector<uint8_t>& weight = Weight(type, n);
+  const std::vector<uint8_t>& weight = Weight(type, n, k);
 
   Graph graph;
-  Tensor* x = graph.NewInput(DType::F32, {kK, m}, "x");
-  Tensor w = MakeTensor(type, {kK, n}, "w");
+  Tensor* x = graph.NewInput(DType::F32, {k, m}, "x");
+  Tensor w = MakeTensor(type, {k, n}, "w");
   w.data = const_cast<uint8_t*>(weight.data());
   Tensor* out = graph.MatMul(x, &w);
-  std::vector<float> xs(static_cast<size_t>(kK * m)), ys(static_cast<size_t>(n * m));
+  std::vector<float> xs(static_cast<size_t>(k * m)), ys(static_cast<size_t>(n * m));
   std::mt19937 rng(2);
   std::normal_distribution<float> dist;
   for (float& v : xs) v = dist(rng);
@@ -68,14 +66,30 @@ void BM_MatMul(benchmark::State& state) {
     backend->Synchronize();
     benchmark::DoNotOptimize(ys.data());
   }
-  const double flops = 2.0 * static_cast<double>(m * n * kK);
+  const double flops = 2.0 * static_cast<double>(m * n * k);
   state.counters["GFLOP/s"] =
       benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
   state.counters["GB/s"] = benchmark::Counter(static_cast<double>(weight.size()) * 1e-9,
                                               benchmark::Counter::kIsIterationInvariantRate);
-  state.SetLabel(fmt::format("{} {}x{} M={} t={} [{}]", Name(type), kK, n, m, threads,
+  state.SetLabel(fmt::format("{} {}x{} M={} t={} [{}]", Name(type), k, n, m, threads,
                              backend->device().description));
 }
+
+void BM_MatMul(benchmark::State& state) {
+  RunMatMul(state, kTypes[state.range(0)], kK, state.range(1), state.range(2),
+            static_cast<int>(state.range(3)));
+}
+
+// Gemma 3 270M's output layer (tied embeddings): 262144 × 640 q8_0, 178 MB, larger than any
+// cache, so M = 1 measures how close generation's largest product gets to memory bandwidth.
+void BM_GemmaOutput(benchmark::State& state) {
+  RunMatMul(state, DType::Q8_0, 640, 262144, state.range(0), static_cast<int>(state.range(1)));
+}
+BENCHMARK(BM_GemmaOutput)
+    ->ArgsProduct({{1, 64}, {1, 2}})
+    ->ArgNames({"m", "threads"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void Args(benchmark::internal::Benchmark* b) {
   for (int t = 0; t < static_cast<int>(std::size(kTypes)); ++t) {

@@ -92,6 +92,11 @@ void MatMul(const Node& node, const OpContext& ctx) {
   const size_t o_stride_floats = out.nb[1] / sizeof(float);
   DZ_ASSERT(UniformRows(out) && out.nb[0] == sizeof(float));
 
+  // Generation (one activation row) on block-quantized weights streams each weight row alone: one
+  // sequential read stream per thread measured 1.2-2.5× faster than interleaving 4 rows (q8_0 …
+  // q6_K, AVX2 and AVX-512); f16 weights measured the opposite (4 rows 12% faster).
+  const bool float_weight = act == DType::F32 || act == DType::F16 || act == DType::BF16;
+  const int64_t tile_w = m == 1 && !float_weight ? 1 : kTileRows;
   const int64_t chunk = WeightChunk(n, m, ctx.nth);
   const int64_t n_chunks = (n + chunk - 1) / chunk;
   const int64_t a_block = m > 1 ? kActivationBlock : 1;
@@ -103,8 +108,8 @@ void MatMul(const Node& node, const OpContext& ctx) {
     const int64_t r1 = std::min(n, r0 + chunk);
     const int64_t c0 = (item / n_chunks) * a_block;
     const int64_t c1 = std::min(m, c0 + a_block);
-    for (int64_t r = r0; r < r1; r += kTileRows) {
-      const int nw = static_cast<int>(std::min<int64_t>(kTileRows, r1 - r));
+    for (int64_t r = r0; r < r1; r += tile_w) {
+      const int nw = static_cast<int>(std::min<int64_t>(tile_w, r1 - r));
       for (int64_t c = c0; c < c1; c += kTileRows) {
         const int na = static_cast<int>(std::min<int64_t>(kTileRows, c1 - c));
         float* o = reinterpret_cast<float*>(o_base) + c * o_stride_floats + r;
