@@ -17,6 +17,7 @@ Command AddRun(CLI::App& app);
 Command AddChat(CLI::App& app);
 Command AddPerplexity(CLI::App& app);
 Command AddMakeModel(CLI::App& app);
+Command AddCheck(CLI::App& app);
 Command AddBench(CLI::App& app);
 
 }  // namespace dizuo::cli

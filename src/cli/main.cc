@@ -30,6 +30,8 @@ int main(int argc, char** argv) {
   add("perplexity", "Measure perplexity on a text file", dizuo::cli::AddPerplexity);
   add("make-model", "Write a synthetic GGUF model (random weights, real shapes, tokenizer)",
       dizuo::cli::AddMakeModel);
+  add("check", "Grade a backend against the reference (ops, then models) and print a verdict",
+      dizuo::cli::AddCheck);
   add("bench", "Measure prompt and generation speed (tokens/s), as llama-bench does",
       dizuo::cli::AddBench);
 
