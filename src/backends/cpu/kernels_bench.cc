@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include "backends/backend.h"
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/thread_pool.h"
 
 #include "core/graph.h"
 #include "core/quant.h"
@@ -90,6 +91,22 @@ BENCHMARK(BM_GemmaOutput)
     ->ArgNames({"m", "threads"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// The thread pool's per-op synchronization: one Barrier() per op boundary (a token of a small
+// model runs ~200-400 ops). Reports the time per barrier with the team doing no work between.
+void BM_Barrier(benchmark::State& state) {
+  cpu::ThreadPool pool(static_cast<int>(state.range(0)));
+  constexpr int kBarriers = 1000;
+  for (auto _ : state) {
+    pool.Run([&](int) {
+      for (int i = 0; i < kBarriers; ++i) pool.Barrier();
+    });
+  }
+  state.counters["ns/barrier"] =
+      benchmark::Counter(kBarriers * 1e-9, benchmark::Counter::kIsIterationInvariantRate |
+                                               benchmark::Counter::kInvert);
+}
+BENCHMARK(BM_Barrier)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime();
 
 void Args(benchmark::internal::Benchmark* b) {
   for (int t = 0; t < static_cast<int>(std::size(kTypes)); ++t) {
