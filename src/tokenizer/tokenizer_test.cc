@@ -179,7 +179,8 @@ TEST(TokenizerErrorTest, MissingTokens) {
 // 0xFFFFFFFF as "none"; real files (stories260K) rely on both.
 TEST(TokenizerTest, OutOfRangeSpecialIdKeepsDefault) {
   gguf::Metadata md = GptMetadata();
-  const TokenId default_bos = Tokenizer::FromGguf(md)->bos();
+  md.Remove("tokenizer.ggml.bos_token_id");
+  const TokenId default_bos = Tokenizer::FromGguf(md)->bos();  // the gpt2 model's default
   md.Set("tokenizer.ggml.bos_token_id", gguf::Value(uint32_t{50257}));
   EXPECT_EQ(Tokenizer::FromGguf(md)->bos(), default_bos);
   md.Set("tokenizer.ggml.bos_token_id", gguf::Value(uint32_t{0xFFFFFFFF}));
