@@ -31,10 +31,25 @@ using ConvertRowFn = void (*)(const float* x, void* dst, int64_t n);
 
 inline constexpr int kDTypeSlots = 32;  // DType values are < 32
 
+// Optional prompt-batch path for one weight type. Activation rows (already converted to the
+// weight's activation type) are packed in quads of 4 rows, `pack_bytes(k)` bytes per quad, by
+// `pack` (na ≤ 4 rows; missing rows are zeros). `gemm` then computes out[c * out_stride + r] for
+// r < nw ≤ 4 weight rows and c < na activation rows taken from consecutive packed quads (na ≤ 4 ·
+// quads). Every output is Σ over blocks of (exact integer block sum) · (block factors), added in
+// block order, so it does not depend on the tiling; it may differ from the dot tiles' result by
+// float summation order.
+struct GemmFns {
+  size_t (*pack_bytes)(int64_t k) = nullptr;
+  void (*pack)(int64_t k, const void* a, size_t a_stride, int na, void* dst) = nullptr;
+  void (*gemm)(int64_t k, const void* w, size_t w_stride, int nw, const void* packed, int na,
+               float* out, size_t out_stride) = nullptr;
+};
+
 struct Kernels {
   const char* isa = "generic";
   DotTileFn dot[kDTypeSlots] = {};               // by weight type; nullptr: unsupported
   ConvertRowFn to_activation[kDTypeSlots] = {};  // by activation type (Q8_0, Q8_1, Q8_K, F16, BF16)
+  GemmFns gemm[kDTypeSlots] = {};                // by weight type; empty: prompts use dot tiles
 
   // Attention and cache primitives.
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;

@@ -22,6 +22,7 @@
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 #include <immintrin.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -370,6 +371,205 @@ void Tile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as,
   }
 }
 
+// ---- prompt batches: 4 weight rows × 4 activation rows per vector -----------------------------
+//
+// Lane 4r + c of a vector belongs to (weight row r, activation row c) of a 4 × 4 tile. Per
+// 32-block, eight vpdpbusd (one per 4-element group g: weight row r's group g spread over lanes
+// 4r..4r+3, the 4 activation rows' group g broadcast to every 128-bit lane) leave each lane with
+// the exact integer block sum, scaled once by d_w·d_a. Activations are packed once per quad of
+// rows, in about their q8_0 size, so a weight block is decoded once for up to 32 activation rows.
+
+// Packed quad, per block: 8 groups of [a0 a1 a2 a3] dwords, the 4 biases −o·Σa_c (i32), the 4
+// scales d_c (f32): 16 bytes each.
+constexpr int64_t kPackedBlock = 10 * 16;
+
+size_t LegacyPackBytes(int64_t k) { return static_cast<size_t>(k / 32 * kPackedBlock); }
+
+template <int kOffset>
+void LegacyPack(int64_t k, const void* a, size_t a_stride, int na, void* dst) {
+  auto* out = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < k / 32; ++b, out += kPackedBlock) {
+    int32_t groups[8][4] = {}, bias[4] = {};
+    float d[4] = {};
+    for (int c = 0; c < na; ++c) {
+      const auto* blk =
+          reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(a) + c * a_stride) + b;
+      int sum = 0;
+      for (int e = 0; e < 32; ++e) sum += blk->qs[e];
+      for (int g = 0; g < 8; ++g) groups[g][c] = Load<int32_t>(blk->qs + 4 * g);
+      bias[c] = -kOffset * sum;
+      d[c] = Half(blk->d);
+    }
+    std::memcpy(out, groups, sizeof(groups));
+    std::memcpy(out + 128, bias, sizeof(bias));
+    std::memcpy(out + 144, d, sizeof(d));
+  }
+}
+
+// Four weight rows' block b as unsigned bytes: lane r of `lo` holds row r's groups 0-3, of `hi`
+// groups 4-7; lanes 4r..4r+3 of `d` hold d_r.
+struct Quad {
+  __m512i lo, hi;
+  __m512 d;
+};
+
+inline __m512 QuadScales(uint16_t d0, uint16_t d1, uint16_t d2, uint16_t d3) {
+  const __m128i h = _mm_setr_epi16(static_cast<int16_t>(d0), static_cast<int16_t>(d1),
+                                   static_cast<int16_t>(d2), static_cast<int16_t>(d3), 0, 0, 0, 0);
+  const __m512i spread = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+  return _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
+}
+
+template <typename Block>
+inline __m512i Lanes16(const uint8_t* const rows[4], int64_t b, int offset) {
+  auto at = [&](int r) {
+    return _mm_loadu_si128(reinterpret_cast<const __m128i*>(
+        reinterpret_cast<const uint8_t*>(reinterpret_cast<const Block*>(rows[r]) + b) + offset));
+  };
+  __m512i z = _mm512_castsi128_si512(at(0));
+  z = _mm512_inserti32x4(z, at(1), 1);
+  z = _mm512_inserti32x4(z, at(2), 2);
+  return _mm512_inserti32x4(z, at(3), 3);
+}
+
+template <typename Block>
+inline __m512 ScalesOf(const uint8_t* const rows[4], int64_t b) {
+  auto d = [&](int r) { return reinterpret_cast<const Block*>(rows[r])[b].d; };
+  return QuadScales(d(0), d(1), d(2), d(3));
+}
+
+struct QuadQ8_0 {
+  static constexpr int kOffset = 128;
+  static Quad Decode(const uint8_t* const rows[4], int64_t b) {
+    const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+    return {_mm512_xor_si512(Lanes16<BlockQ8_0>(rows, b, 2), flip),
+            _mm512_xor_si512(Lanes16<BlockQ8_0>(rows, b, 18), flip), ScalesOf<BlockQ8_0>(rows, b)};
+  }
+};
+
+struct QuadQ4_0 {
+  static constexpr int kOffset = 8;
+  static Quad Decode(const uint8_t* const rows[4], int64_t b) {
+    const __m512i raw = Lanes16<BlockQ4_0>(rows, b, 2);
+    const __m512i mask = _mm512_set1_epi8(0x0f);
+    return {_mm512_and_si512(raw, mask), _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask),
+            ScalesOf<BlockQ4_0>(rows, b)};
+  }
+};
+
+struct QuadQ5_0 {
+  static constexpr int kOffset = 16;
+  static Quad Decode(const uint8_t* const rows[4], int64_t b) {
+    Quad q;
+    const __m512i raw = Lanes16<BlockQ5_0>(rows, b, 6);
+    const __m512i mask = _mm512_set1_epi8(0x0f);
+    q.lo = _mm512_and_si512(raw, mask);
+    q.hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
+    q.d = ScalesOf<BlockQ5_0>(rows, b);
+    uint64_t lo_bits = 0, hi_bits = 0;
+    for (int r = 0; r < 4; ++r) {
+      const uint32_t qh = Load<uint32_t>(reinterpret_cast<const BlockQ5_0*>(rows[r])[b].qh);
+      lo_bits |= uint64_t{qh & 0xffff} << (16 * r);
+      hi_bits |= uint64_t{qh >> 16} << (16 * r);
+    }
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    q.lo = _mm512_mask_add_epi8(q.lo, _cvtu64_mask64(lo_bits), q.lo, sixteen);
+    q.hi = _mm512_mask_add_epi8(q.hi, _cvtu64_mask64(hi_bits), q.hi, sixteen);
+    return q;
+  }
+};
+
+// Lanes 4r..4r+3 ← dword 4r + g of v (row r's group g of this half, for every activation row).
+inline __m512i SpreadGroup(__m512i v, int g) {
+  const __m512i base = _mm512_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12);
+  return _mm512_permutexvar_epi32(_mm512_add_epi32(base, _mm512_set1_epi32(g)), v);
+}
+
+inline __m512i Broadcast16(const uint8_t* p) {
+  return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
+template <typename Q, int NQ>
+void GemmQuads(int64_t k, const uint8_t* const rows[4], int nw, const uint8_t* packed, int na,
+               float* out, size_t os) {
+  __m512 acc[NQ];
+  for (int q = 0; q < NQ; ++q) acc[q] = _mm512_setzero_ps();
+  const size_t quad_bytes = LegacyPackBytes(k);
+  for (int64_t b = 0; b < k / 32; ++b) {
+    const Quad w = Q::Decode(rows, b);
+    __m512i s[NQ];
+    const uint8_t* blk[NQ];
+    for (int q = 0; q < NQ; ++q) {
+      blk[q] = packed + q * quad_bytes + b * kPackedBlock;
+      s[q] = Broadcast16(blk[q] + 128);
+    }
+    for (int g = 0; g < 8; ++g) {
+      const __m512i wg = SpreadGroup(g < 4 ? w.lo : w.hi, g % 4);
+      for (int q = 0; q < NQ; ++q) {
+        s[q] = _mm512_dpbusd_epi32(s[q], wg, Broadcast16(blk[q] + 16 * g));
+      }
+    }
+    for (int q = 0; q < NQ; ++q) {
+      const __m512 scale = _mm512_mul_ps(w.d, _mm512_castsi512_ps(Broadcast16(blk[q] + 144)));
+      acc[q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[q]), scale, acc[q]);
+    }
+  }
+  for (int q = 0; q < NQ; ++q) {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, acc[q]);
+    for (int c = 0; c < 4 && 4 * q + c < na; ++c) {
+      for (int r = 0; r < nw; ++r) out[(4 * q + c) * os + r] = lanes[4 * r + c];
+    }
+  }
+}
+
+template <typename Q>
+void Gemm(int64_t k, const void* w, size_t ws, int nw, const void* packed, int na, float* out,
+          size_t os) {
+  const uint8_t* rows[4];
+  for (int r = 0; r < 4; ++r) {  // missing rows repeat the last one; their lanes are not stored
+    rows[r] = static_cast<const uint8_t*>(w) + std::min(r, nw - 1) * ws;
+  }
+  const auto* p = static_cast<const uint8_t*>(packed);
+  const size_t quad_bytes = LegacyPackBytes(k);
+  for (int c = 0; c < na; c += 32) {
+    const int left = std::min(32, na - c);
+    const uint8_t* pq = p + (c / 4) * quad_bytes;
+    float* o = out + c * os;
+    switch ((left + 3) / 4) {
+      case 1:
+        GemmQuads<Q, 1>(k, rows, nw, pq, left, o, os);
+        break;
+      case 2:
+        GemmQuads<Q, 2>(k, rows, nw, pq, left, o, os);
+        break;
+      case 3:
+        GemmQuads<Q, 3>(k, rows, nw, pq, left, o, os);
+        break;
+      case 4:
+        GemmQuads<Q, 4>(k, rows, nw, pq, left, o, os);
+        break;
+      case 5:
+        GemmQuads<Q, 5>(k, rows, nw, pq, left, o, os);
+        break;
+      case 6:
+        GemmQuads<Q, 6>(k, rows, nw, pq, left, o, os);
+        break;
+      case 7:
+        GemmQuads<Q, 7>(k, rows, nw, pq, left, o, os);
+        break;
+      default:
+        GemmQuads<Q, 8>(k, rows, nw, pq, left, o, os);
+        break;
+    }
+  }
+}
+
+template <typename Q>
+GemmFns LegacyGemm() {
+  return {LegacyPackBytes, LegacyPack<Q::kOffset>, Gemm<Q>};
+}
+
 Kernels MakeAvx512() {
   Kernels k = Avx2Kernels();
   k.isa = "avx512";
@@ -380,6 +580,9 @@ Kernels MakeAvx512() {
   k.dot[slot(DType::Q4_K)] = Tile<KernelQ45_K<BlockQ4_K, false>>;
   k.dot[slot(DType::Q5_K)] = Tile<KernelQ45_K<BlockQ5_K, true>>;
   k.dot[slot(DType::Q6_K)] = Tile<KernelQ6_K>;
+  k.gemm[slot(DType::Q4_0)] = LegacyGemm<QuadQ4_0>();
+  k.gemm[slot(DType::Q5_0)] = LegacyGemm<QuadQ5_0>();
+  k.gemm[slot(DType::Q8_0)] = LegacyGemm<QuadQ8_0>();
   return k;
 }
 

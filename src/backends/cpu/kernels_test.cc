@@ -158,6 +158,44 @@ TEST(CpuKernels, DotProductsMatchReference) {
   }
 }
 
+// The prompt-batch GEMM (tables that have one): packed activation quads × up to 4 weight rows,
+// against the reference's integer-exact dot; every nw ≤ 4 and activation counts that leave partial
+// quads and more than one 32-row chunk.
+TEST(CpuKernels, PromptGemmMatchesReference) {
+  for (const Kernels* k : Tables()) {
+    for (DType type : kWeightTypes) {
+      const GemmFns& g = k->gemm[static_cast<size_t>(type)];
+      if (g.gemm == nullptr) continue;
+      for (int64_t m : {1, 6, 37}) {
+        const DotCase c = MakeCase(*k, type, 256, 7, m, 11);
+        const size_t quad = g.pack_bytes(c.k);
+        std::vector<uint8_t> packed(quad * static_cast<size_t>((m + 3) / 4));
+        for (int64_t q = 0; q < (m + 3) / 4; ++q) {
+          g.pack(c.k, c.a.data() + 4 * q * c.a_stride, c.a_stride,
+                 static_cast<int>(std::min<int64_t>(4, m - 4 * q)), packed.data() + q * quad);
+        }
+        std::vector<float> got(static_cast<size_t>(c.n * m), -1.0f);
+        for (int64_t r = 0; r < c.n; r += 4) {
+          g.gemm(c.k, c.w.data() + r * c.w_stride, c.w_stride,
+                 static_cast<int>(std::min<int64_t>(4, c.n - r)), packed.data(),
+                 static_cast<int>(m), got.data() + r, static_cast<size_t>(c.n));
+        }
+        double err = 0, ref = 0;
+        for (int64_t r = 0; r < c.n; ++r) {
+          for (int64_t col = 0; col < m; ++col) {
+            const double want = reference::DotRow(type, c.w.data() + r * c.w_stride,
+                                                  c.a.data() + col * c.a_stride, c.k);
+            const double diff = got[col * c.n + r] - want;
+            err += diff * diff;
+            ref += want * want;
+          }
+        }
+        EXPECT_LT(err / ref, 1e-11) << k->isa << " " << Name(type) << " m=" << m;
+      }
+    }
+  }
+}
+
 TEST(CpuKernels, TileShapeDoesNotChangeResults) {
   for (const Kernels* k : Tables()) {
     for (DType type : kWeightTypes) {
