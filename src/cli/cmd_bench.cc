@@ -134,8 +134,10 @@ EngineRun RunEngine(const BenchOptions& o, const bench::ModelStats& stats, int t
     fmt::print(stderr, "bench: {}, threads {}, {}: {:.2f} ± {:.2f} t/s\n", run.stats.Label(),
                run.threads, spec.Name(), r.mean_tps(), r.stddev_tps());
     if (o.profile) {
-      fmt::print(stderr, "bench: profile of {} (per-node timing slows every pass):\n{}",
-                 spec.Name(), bench::ProfileDelta(engine->profile(), before).Report());
+      fmt::print(
+          stderr,
+          "bench: profile of {} (warm-up and repetitions; per-node timing slows every pass):\n{}",
+          spec.Name(), bench::ProfileDelta(engine->profile(), before).Report());
     }
   }
   run.peak_rss = bench::PeakResidentBytes();
