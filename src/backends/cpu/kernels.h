@@ -50,6 +50,9 @@ struct Kernels {
   DotTileFn dot[kDTypeSlots] = {};               // by weight type; nullptr: unsupported
   ConvertRowFn to_activation[kDTypeSlots] = {};  // by activation type (Q8_0, Q8_1, Q8_K, F16, BF16)
   GemmFns gemm[kDTypeSlots] = {};                // by weight type; empty: prompts use dot tiles
+  // Quantized dot tiles with one activation row read their weight rows one after another (not
+  // interleaved), so MATMUL may hand them several rows at once during generation.
+  bool gemv_reads_rows_in_turn = false;
 
   // Attention and cache primitives.
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;

@@ -326,6 +326,22 @@ void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
   const int64_t blocks = k / 32;  // legacy blocks (unused by K-quants)
   const int64_t steps = (k + K::kStep - 1) / K::kStep;
   typename K::Acc acc[NW][NA];
+  if constexpr (NA == 1 && NW > 1) {
+    // Generation: the activation steps are prepared once per chunk and each weight row is then
+    // read sequentially (one memory stream, as fast as a single-row tile) while reusing them.
+    constexpr int64_t kChunk = 64;
+    typename K::Act act[kChunk];
+    for (int64_t s0 = 0; s0 < steps; s0 += kChunk) {
+      const int64_t s1 = std::min(steps, s0 + kChunk);
+      for (int64_t s = s0; s < s1; ++s) act[s - s0] = K::PrepAct(a, s, blocks);
+      for (int r = 0; r < NW; ++r) {
+        for (int64_t s = s0; s < s1; ++s)
+          K::Dot(K::DecodeW(w + r * ws, s, blocks), act[s - s0], acc[r][0]);
+      }
+    }
+    for (int r = 0; r < NW; ++r) out[r] = K::Finish(acc[r][0]);
+    return;
+  }
   for (int64_t s = 0; s < steps; ++s) {
     typename K::Act act[NA];
     for (int c = 0; c < NA; ++c) act[c] = K::PrepAct(a + c * as, s, blocks);
@@ -573,6 +589,7 @@ GemmFns LegacyGemm() {
 Kernels MakeAvx512() {
   Kernels k = Avx2Kernels();
   k.isa = "avx512";
+  k.gemv_reads_rows_in_turn = true;
   auto slot = [](DType t) { return static_cast<size_t>(t); };
   k.dot[slot(DType::Q4_0)] = Tile<KernelQ4_0>;
   k.dot[slot(DType::Q5_0)] = Tile<KernelQ5_0>;

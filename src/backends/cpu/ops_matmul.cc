@@ -142,11 +142,14 @@ void MatMul(const Node& node, const OpContext& ctx) {
     return;
   }
 
-  // Generation (one activation row) on block-quantized weights streams each weight row alone: one
-  // sequential read stream per thread measured 1.2-2.5× faster than interleaving 4 rows (q8_0 …
-  // q6_K, AVX2 and AVX-512); f16 weights measured the opposite (4 rows 12% faster).
+  // Generation (one activation row) on block-quantized weights must read weight rows one after
+  // another: one sequential stream per thread measured 1.2-2.5× faster than interleaving 4 rows
+  // (q8_0 … q6_K). Tables whose tiles do that themselves get 4 rows per call (the activation
+  // prepared once for them); the others get one row per call. f16 weights measured the opposite
+  // (4 interleaved rows 12% faster).
   const bool float_weight = act == DType::F32 || act == DType::F16 || act == DType::BF16;
-  const int64_t tile_w = m == 1 && !float_weight ? 1 : kTileRows;
+  const int64_t tile_w =
+      m == 1 && !float_weight && !ctx.kernels->gemv_reads_rows_in_turn ? 1 : kTileRows;
   const int64_t chunk = WeightChunk(n, m, ctx.nth);
   const int64_t n_chunks = (n + chunk - 1) / chunk;
   const int64_t a_block = m > 1 ? kActivationBlock : 1;
