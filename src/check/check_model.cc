@@ -10,6 +10,7 @@
 
 #include "check/check.h"
 #include "core/error.h"
+#include "gguf/gguf.h"
 #include "runtime/engine.h"
 
 namespace dizuo::check {
@@ -42,6 +43,15 @@ Logits Run(Engine& engine, std::span<const TokenId> tokens) {
   l.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   l.values.assign(out.begin(), out.end());
   return l;
+}
+
+// Whether any weight matrix (a tensor of two or more dimensions) is quantized.
+bool HasQuantizedWeights(const std::string& path) {
+  const gguf::File file = gguf::File::Open(path);
+  for (const gguf::TensorInfo& t : file.tensors()) {
+    if (t.shape.size() >= 2 && Traits(t.type).quantized) return true;
+  }
+  return false;
 }
 
 // log softmax of one row, in double.
@@ -100,6 +110,9 @@ ModelResult CheckModel(const std::string& path, const std::string& text,
   r.path = path;
   r.name = std::filesystem::path(path).filename().string();
 
+  r.quantized = HasQuantizedWeights(path);
+  r.thresholds =
+      r.quantized ? options.thresholds.quantized_weights : options.thresholds.float_weights;
   auto reference = LoadEngine(path, "reference", {}, options.n_tokens);
   r.arch = reference->summary().arch;
   std::vector<TokenId> tokens = reference->tokenizer().Encode(text, true, false);
@@ -129,7 +142,7 @@ ModelResult CheckModel(const std::string& path, const std::string& text,
   r.seconds = got.seconds;
   Compare(r, ref, got, tokens, n_vocab);
 
-  const ModelThresholds& th = options.thresholds;
+  const ModelThresholds& th = r.thresholds;
   std::vector<std::string> problems;
   if (r.non_finite > 0) problems.push_back(fmt::format("{} logits are NaN or Inf", r.non_finite));
   if (!(r.top1 >= th.min_top1)) {

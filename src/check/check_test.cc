@@ -183,12 +183,13 @@ TEST(Check, JsonHasTheDocumentedFields) {
     }
   }
   for (const auto& m : j.at("models")) {
-    for (const char* k :
-         {"path", "name", "arch", "tokens", "top1", "mean_kl", "max_kl", "ppl_reference", "ppl",
-          "ppl_delta", "non_finite", "seconds", "reference_seconds", "status", "message"}) {
+    for (const char* k : {"path", "name", "arch", "tokens", "weights", "thresholds", "top1",
+                          "mean_kl", "max_kl", "ppl_reference", "ppl", "ppl_delta", "non_finite",
+                          "seconds", "reference_seconds", "status", "message"}) {
       EXPECT_TRUE(m.contains(k)) << k;
     }
     EXPECT_EQ(m.at("top1"), 1.0);
+    EXPECT_EQ(m.at("weights"), "float");  // stories260K is all f32
   }
   const auto& v = j.at("verdict");
   EXPECT_EQ(v.at("result"), "PASS");

@@ -38,6 +38,16 @@ nlohmann::json Number(double v) {
   return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr);
 }
 
+std::string ThresholdText(std::string_view what, const ModelThresholds& t) {
+  return fmt::format("{} top-1 >= {:g}%, mean KL <= {:.0e}, |dPPL| <= {:g}%", what,
+                     100 * t.min_top1, t.max_mean_kl, 100 * t.max_ppl_delta);
+}
+
+nlohmann::json ThresholdJson(const ModelThresholds& t) {
+  return {
+      {"min_top1", t.min_top1}, {"max_mean_kl", t.max_mean_kl}, {"max_ppl_delta", t.max_ppl_delta}};
+}
+
 std::string RowStatus(const GradeRow& row) {
   std::string s(StatusName(row.status));
   if (row.status == CaseStatus::kPass) return s;
@@ -143,19 +153,20 @@ std::string FormatText(const Report& report, bool all_cases) {
     }
   }
   if (!report.models.empty()) {
-    const ModelThresholds& t = report.model_thresholds;
-    out += fmt::format(
-        "\nmodels (thresholds: top-1 >= {:.0f}%, mean KL <= {:.0e}, |dPPL| <= {:.2f}%):\n",
-        100 * t.min_top1, t.max_mean_kl, 100 * t.max_ppl_delta);
-    out += fmt::format("{:<28} {:>6} {:>8} {:>9} {:>9} {:>10} {:>10} {:>9} {:>8}  {}\n", "model",
-                       "tokens", "top-1", "mean KL", "max KL", "PPL ref", "PPL", "dPPL", "speed",
-                       "status");
+    out +=
+        fmt::format("\nmodels (thresholds: {}; {}):\n",
+                    ThresholdText("float weights", report.model_thresholds.float_weights),
+                    ThresholdText("quantized weights", report.model_thresholds.quantized_weights));
+    out += fmt::format("{:<28} {:<9} {:>6} {:>8} {:>9} {:>9} {:>10} {:>10} {:>9} {:>8}  {}\n",
+                       "model", "weights", "tokens", "top-1", "mean KL", "max KL", "PPL ref", "PPL",
+                       "dPPL", "speed", "status");
     for (const ModelResult& m : report.models) {
       const double speed = m.seconds > 0 ? m.ref_seconds / m.seconds : 0;
       out += fmt::format(
-          "{:<28} {:>6} {:>7.2f}% {:>9} {:>9} {:>10.4f} {:>10.4f} {:>+8.4f}% {:>8}  {}\n", m.name,
-          m.n_tokens, 100 * m.top1, Sci(m.mean_kl), Sci(m.max_kl), m.ppl_reference, m.ppl_backend,
-          100 * m.ppl_delta, Speed(speed), m.pass ? "pass" : "FAIL");
+          "{:<28} {:<9} {:>6} {:>7.2f}% {:>9} {:>9} {:>10.4f} {:>10.4f} {:>+8.4f}% {:>8}  {}\n",
+          m.name, m.quantized ? "quantized" : "float", m.n_tokens, 100 * m.top1, Sci(m.mean_kl),
+          Sci(m.max_kl), m.ppl_reference, m.ppl_backend, 100 * m.ppl_delta, Speed(speed),
+          m.pass ? "pass" : "FAIL");
       if (!m.pass) out += fmt::format("  {}\n", m.message);
     }
   }
@@ -202,6 +213,8 @@ nlohmann::json ToJson(const Report& report) {
                       {"name", m.name},
                       {"arch", m.arch},
                       {"tokens", m.n_tokens},
+                      {"weights", m.quantized ? "quantized" : "float"},
+                      {"thresholds", ThresholdJson(m.thresholds)},
                       {"top1", m.top1},
                       {"mean_kl", Number(m.mean_kl)},
                       {"max_kl", Number(m.max_kl)},
@@ -216,7 +229,6 @@ nlohmann::json ToJson(const Report& report) {
   }
   const DeviceInfo& d = report.device;
   const Verdict& v = report.verdict;
-  const ModelThresholds& t = report.model_thresholds;
   return {
       {"schema_version", kSchemaVersion},
       {"backend", report.backend},
@@ -234,9 +246,8 @@ nlohmann::json ToJson(const Report& report) {
       {"strict", report.strict},
       {"case_set", report.case_set},
       {"model_thresholds",
-       {{"min_top1", t.min_top1},
-        {"max_mean_kl", t.max_mean_kl},
-        {"max_ppl_delta", t.max_ppl_delta}}},
+       {{"float_weights", ThresholdJson(report.model_thresholds.float_weights)},
+        {"quantized_weights", ThresholdJson(report.model_thresholds.quantized_weights)}}},
       {"cases", cases},
       {"rows", rows},
       {"models", models},

@@ -17,7 +17,7 @@ struct Report {
   Precision precision = Precision::kF32;
   bool strict = false;
   std::string case_set;  // "full" or "quick"
-  ModelThresholds model_thresholds;
+  ModelThresholdSet model_thresholds;
   std::vector<CaseResult> cases;
   std::vector<ModelResult> models;
   Verdict verdict;

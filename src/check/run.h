@@ -22,7 +22,7 @@ struct CheckOptions {
   bool strict = false;        // fallback counts as failure
   std::string filter;         // keep ops whose name contains this (case-insensitive)
   Precision precision = Precision::kF32;
-  ModelThresholds model_thresholds;
+  ModelThresholdSet model_thresholds;
   std::function<void(const std::string&)> log;  // progress lines (stderr in the CLI)
   ReferenceCache* cache = nullptr;              // optional: reuse reference results across calls
 };

@@ -6,6 +6,7 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 
+#include "backends/plugin.h"
 #include "check/run.h"
 #include "cli/commands.h"
 #include "core/error.h"
@@ -38,6 +39,8 @@ Command AddCheck(CLI::App& app) {
     check::CheckOptions check;
     std::string text_file;
     std::string precision = "f32";
+    std::string json_file;
+    std::string backend_lib;
     bool quick = false, json = false, all_cases = false, models_only = false;
   };
   auto opt = std::make_shared<Options>();
@@ -46,7 +49,10 @@ Command AddCheck(CLI::App& app) {
       "Grade a backend against the reference: every op over the shapes and dtypes real models "
       "use (NMSE vs per-op thresholds), then whole models (top-1 agreement, KL divergence, "
       "perplexity delta). Prints a grade table and a verdict; exits 1 on any failure.");
-  app.add_option("--backend", opt->check.backend, "Backend to grade")->required();
+  app.add_option("--backend", opt->check.backend,
+                 "Backend to grade (default: the --backend-lib plug-in's)");
+  app.add_option("--backend-lib", opt->backend_lib,
+                 "Load a backend plug-in (shared library) first, to grade an out-of-tree backend");
   app.add_option("-m,--model", opt->check.models,
                  "GGUF model(s) to grade; each also contributes its own op cases (default: "
                  "../shared/models/stories260K.gguf when present)");
@@ -69,9 +75,16 @@ Command AddCheck(CLI::App& app) {
   app.add_flag("--strict", opt->check.strict, "Count fallback cases as failures");
   app.add_flag("--all", opt->all_cases, "List every case, not only those that did not pass");
   app.add_flag("--json", opt->json, "Print one JSON document (schema: docs/CHECK.md)");
+  app.add_option("--json-file", opt->json_file,
+                 "Also write the JSON document to this file (the table still goes to stdout)");
 
   return [opt] {
     check::CheckOptions o = opt->check;
+    if (!opt->backend_lib.empty()) {
+      const std::string plugin = LoadBackendPlugin(opt->backend_lib);
+      if (o.backend.empty()) o.backend = plugin;
+    }
+    if (o.backend.empty()) Fail("--backend NAME (or --backend-lib PATH) is required");
     if (o.n_tokens < 2) Fail("--tokens must be at least 2, not {}", o.n_tokens);
     if (o.backend_options.threads < 0) Fail("--threads must be >= 0");
     o.precision = opt->precision == "f16" ? check::Precision::kF16 : check::Precision::kF32;
@@ -93,7 +106,16 @@ Command AddCheck(CLI::App& app) {
     }
     o.log = [](const std::string& line) { fmt::print(stderr, "{}\n", line); };
 
+    std::ofstream json_out;
+    if (!opt->json_file.empty()) {
+      json_out.open(opt->json_file, std::ios::binary);
+      if (!json_out) Fail("{}: cannot write the JSON file", opt->json_file);
+    }
     const check::Report report = check::RunCheck(o);
+    if (json_out.is_open()) {
+      json_out << check::ToJson(report).dump(2) << "\n";
+      if (!json_out.flush()) Fail("{}: cannot write the JSON file", opt->json_file);
+    }
     if (opt->json) {
       fmt::print("{}\n", check::ToJson(report).dump(2));
     } else {
