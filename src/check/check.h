@@ -92,7 +92,7 @@ struct ModelThresholds {
 // ~5e-3); op-level grading is the fine net there, the model level the coarse one.
 struct ModelThresholdSet {
   ModelThresholds float_weights;
-  ModelThresholds quantized_weights{0.90, 0.02, 0.02};
+  ModelThresholds quantized_weights{0.90, 0.02, 0.03};
 };
 
 struct ModelResult {
