@@ -166,6 +166,11 @@ TEST(Check, JsonHasTheDocumentedFields) {
                         "model_thresholds", "cases", "rows", "models", "verdict"}) {
     EXPECT_TRUE(j.contains(k)) << k;
   }
+  for (const char* tier : {"float_weights", "quantized_weights"}) {
+    for (const char* k : {"min_top1", "max_mean_kl", "max_ppl_delta"}) {
+      EXPECT_TRUE(j.at("model_thresholds").at(tier).contains(k)) << tier << "." << k;
+    }
+  }
   ASSERT_FALSE(j.at("cases").empty());
   for (const auto& c : j.at("cases")) {
     for (const char* k :
