@@ -7,6 +7,7 @@
 #include <cuda_runtime_api.h>
 
 #include <algorithm>
+#include <array>
 #include <climits>
 #include <cmath>
 #include <numbers>
@@ -15,6 +16,7 @@
 
 #include "backends/cuda/cuda_kernels.h"
 #include "core/error.h"
+#include "core/gelu.h"
 
 namespace dizuo {
 namespace {
@@ -175,15 +177,23 @@ class CudaBackend final : public Backend {
     error_word_ = static_cast<int*>(word);
     Check(cudaMemsetAsync(error_word_, 0, sizeof(int), stream_), "clearing the error word");
     Check(cudaStreamSynchronize(stream_), "clearing the error word");
+    const std::array<uint16_t, 65536>& gelu = GeluTanhF16Table();
+    void* table = nullptr;
+    Check(cudaMalloc(&table, sizeof gelu), "allocating the gelu table");
+    gelu_table_ = static_cast<uint16_t*>(table);
+    Check(cudaMemcpy(gelu_table_, gelu.data(), sizeof gelu, cudaMemcpyHostToDevice),
+          "uploading the gelu table");
   }
 
   void Release() {
     if (scratch_) cudaFree(scratch_);
     if (error_word_) cudaFree(error_word_);
+    if (gelu_table_) cudaFree(gelu_table_);
     if (blas_) cublasDestroy(blas_);
     if (stream_) cudaStreamDestroy(stream_);
     scratch_ = nullptr;
     error_word_ = nullptr;
+    gelu_table_ = nullptr;
     blas_ = nullptr;
     stream_ = nullptr;
   }
@@ -383,8 +393,8 @@ class CudaBackend final : public Backend {
                                 s[2] ? reinterpret_cast<const float*>(Dev(*s[2]).data) : nullptr,
                                 RopeArgsOf(node.params.rope), out, stream_);
       case Op::kGlu:
-        return cuda::LaunchGlu(node.params.act == Activation::kSilu, Dev(*s[0]), Dev(*s[1]), out,
-                               stream_);
+        return cuda::LaunchGlu(node.params.act == Activation::kSilu, gelu_table_, Dev(*s[0]),
+                               Dev(*s[1]), out, stream_);
       case Op::kAttention: {
         const AttentionParams& p = node.params.attention;
         return cuda::LaunchAttention(Dev(*s[0]), s[1]->type, Dev(*s[1]), s[2]->type, Dev(*s[2]),
@@ -451,6 +461,7 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t blas_ = nullptr;
   int* error_word_ = nullptr;
+  uint16_t* gelu_table_ = nullptr;  // core/gelu.h's table, for GLU's gelu_tanh
   void* scratch_ = nullptr;
   uint64_t scratch_bytes_ = 0;
 };

@@ -52,6 +52,15 @@ __device__ __forceinline__ float RoundToBf16(float x) {
   return __bfloat162float(__float2bfloat16_rn(x));
 }
 
+// GLU's gelu_tanh (core/graph.h, core/gelu.h): 0 for x <= -10, x for x >= 10, otherwise x rounded
+// to f16 looks up `table` (core/gelu.h's GeluTanhF16Table, uploaded by the backend), whose f16
+// result is the activation.
+DZ_HD float GeluTanhFromTable(float x, const uint16_t* table) {
+  if (x <= -10.0f) return 0.0f;
+  if (x >= 10.0f) return x;
+  return HalfBits(table[__half_as_ushort(__float2half_rn(x))]);
+}
+
 __device__ __forceinline__ float WarpSum(float v) {
 #pragma unroll
   for (int o = kWarp / 2; o > 0; o /= 2) v += __shfl_xor_sync(0xffffffffu, v, o);

@@ -1,5 +1,5 @@
-// Host entry points into the block decoders of cuda_blocks.cuh, for cuda_decode_test: the same
-// source the kernels run, executed on the CPU.
+// Host entry points into the block decoders of cuda_blocks.cuh (and the GLU's gelu lookup), for
+// cuda_decode_test: the same source the kernels run, executed on the CPU.
 #include "backends/cuda/cuda_blocks.cuh"
 #include "backends/cuda/cuda_decode_check.h"
 
@@ -51,5 +51,7 @@ double HostQuantizedRowDot(DType weight_type, const void* w_row, const Quantized
 float HostDequantElement(DType type, const void* row, int64_t e) {
   return DequantElement(type, static_cast<const uint8_t*>(row), e);
 }
+
+float HostGeluTanh(float x, const uint16_t* table) { return GeluTanhFromTable(x, table); }
 
 }  // namespace dizuo::cuda

@@ -13,5 +13,7 @@ double HostQuantizedRowDot(DType weight_type, const void* w_row, const Quantized
                            int64_t r);
 // Element `e` of a row, as GET_ROWS decodes it.
 float HostDequantElement(DType type, const void* row, int64_t e);
+// GLU's gelu_tanh as the GLU kernel computes it from the uploaded table.
+float HostGeluTanh(float x, const uint16_t* table);
 
 }  // namespace dizuo::cuda

@@ -3,9 +3,11 @@
 // dot products (dp4a words, sub-block scales, mins against activation sums) must reproduce the
 // reference's DotRow on the same quantized operands up to float summation order. Activations are
 // quantized by the reference quantizer and laid out as cuda_kernels.h's QuantizedActivations,
-// which is what the device quantizer is specified to produce.
+// which is what the device quantizer is specified to produce. The GLU kernel's gelu_tanh lookup
+// must give core/gelu.h's GeluTanhGguf bit for bit.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -13,6 +15,7 @@
 
 #include "backends/cuda/cuda_decode_check.h"
 #include "backends/reference/reference_kernels.h"
+#include "core/gelu.h"
 #include "core/quant.h"
 #include "core/quant_blocks.h"
 
@@ -138,6 +141,28 @@ TEST(CudaDecodeTest, UnitDotsReproduceTheReferenceProduct) {
       }
     }
   }
+}
+
+TEST(CudaDecodeTest, GeluLookupIsBitIdenticalToGeluTanhGguf) {
+  const std::array<uint16_t, 65536>& table = GeluTanhF16Table();
+  std::vector<float> inputs = {0.0f,  -0.0f, 9.999f, 10.0f, -10.0f, -9.999f, 1e-8f,
+                               65504, -1e6f, 1e6f,   0.5f,  -3.25f, 2.0e-5f};
+  for (uint32_t bits = 0; bits < 65536; ++bits) {  // every f16 value, and the f32s beside it
+    const float x = F16ToF32(static_cast<uint16_t>(bits));
+    if (!std::isfinite(x)) continue;
+    inputs.push_back(x);
+    inputs.push_back(std::nextafter(x, 1e9f));
+    inputs.push_back(std::nextafter(x, -1e9f));
+  }
+  int mismatches = 0;
+  for (float x : inputs) {
+    const float got = cuda::HostGeluTanh(x, table.data());
+    const float expected = GeluTanhGguf(x);
+    if (std::memcmp(&got, &expected, 4) != 0 && ++mismatches <= 3) {
+      ADD_FAILURE() << "x = " << x << ": " << got << " vs " << expected;
+    }
+  }
+  EXPECT_EQ(mismatches, 0);
 }
 
 }  // namespace

@@ -78,8 +78,9 @@ struct RopeArgs {
 };
 void LaunchRope(const DevTensor& x, const DevTensor& pos, const float* freq_factors,
                 const RopeArgs& args, const DevTensor& out, cudaStream_t stream);
-void LaunchGlu(bool silu, const DevTensor& gate, const DevTensor& up, const DevTensor& out,
-               cudaStream_t stream);
+// gelu_table: device copy of core/gelu.h's GeluTanhF16Table (65,536 entries), used by gelu_tanh.
+void LaunchGlu(bool silu, const uint16_t* gelu_table, const DevTensor& gate, const DevTensor& up,
+               const DevTensor& out, cudaStream_t stream);
 
 struct AttentionArgs {
   float scale = 1.0f;

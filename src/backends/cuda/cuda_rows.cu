@@ -129,17 +129,16 @@ __global__ void RopeKernel(DevTensor x, DevTensor pos, const float* factors, Rop
   }
 }
 
-__global__ void GluKernel(bool silu, DevTensor gate, DevTensor up, DevTensor out) {
+__global__ void GluKernel(bool silu, const uint16_t* gelu_table, DevTensor gate, DevTensor up,
+                          DevTensor out) {
   const int64_t n0 = gate.ne[0];
   const int64_t total = n0 * Rows(gate);
-  constexpr float kGeluK = 0.7978845608028654f;  // sqrt(2 / pi)
   for (int64_t idx = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; idx < total;
        idx += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = idx / n0, i = idx % n0;
     const float v = reinterpret_cast<const float*>(RowPtr(gate, r))[i];
     const float u = reinterpret_cast<const float*>(RowPtr(up, r))[i];
-    const float act = silu ? v / (1.0f + expf(-v))
-                           : 0.5f * v * (1.0f + tanhf(kGeluK * (v + 0.044715f * v * v * v)));
+    const float act = silu ? v / (1.0f + expf(-v)) : GeluTanhFromTable(v, gelu_table);
     reinterpret_cast<float*>(RowPtr(out, r))[i] = act * u;
   }
 }
@@ -198,11 +197,11 @@ void LaunchRope(const DevTensor& x, const DevTensor& pos, const float* freq_fact
   RopeKernel<<<grid, 128, shared, stream>>>(x, pos, freq_factors, args, out);
 }
 
-void LaunchGlu(bool silu, const DevTensor& gate, const DevTensor& up, const DevTensor& out,
-               cudaStream_t stream) {
+void LaunchGlu(bool silu, const uint16_t* gelu_table, const DevTensor& gate, const DevTensor& up,
+               const DevTensor& out, cudaStream_t stream) {
   const int64_t total = gate.ne[0] * gate.ne[1] * gate.ne[2] * gate.ne[3];
   if (total == 0) return;
-  GluKernel<<<Blocks(total), kThreads, 0, stream>>>(silu, gate, up, out);
+  GluKernel<<<Blocks(total), kThreads, 0, stream>>>(silu, gelu_table, gate, up, out);
 }
 
 void LaunchStoreKV(DType cache_type, const DevTensor& cache, const DevTensor& rows,
