@@ -4,9 +4,15 @@
     sequence, tokenizations of a few strings, the model's sha256), and
   * Gemma 3 270M Q4_K_M (greedy continuations and perplexity on wiki.test.raw).
 
-Usage: scripts/gen-model-goldens.py --dizuo build/bin/dizuo [--only synthetic|gemma3]
+Usage: scripts/gen-model-goldens.py --dizuo build/bin/dizuo [--only synthetic|gemma3|gemma3-greedy]
+(gemma3-greedy redoes only the greedy part of gemma3-270m.json and keeps its perplexity).
 llama.cpp's settings are pinned (threads, batch sizes, KV cache type, flash attention off) and
 recorded in the golden files; tests/llamacpp_match_test.cc reads them.
+
+Besides the goldens, it records llama.cpp's own noise floor on the same files: how far llama.cpp's
+outputs move when only its evaluation strategy changes (flash attention on, one token per batch,
+an F32 KV cache; for Gemma 3, the greedy tokens evaluated in one batch instead of one at a time).
+A second engine cannot be expected to agree with llama.cpp more closely than that.
 """
 import argparse
 import hashlib
@@ -38,7 +44,7 @@ SYNTHETIC = [
     ("gemma3", "q8_0", 301),  # sliding window 16 < sequence length: exercises the local layers
 ]
 SYNTHETIC_VOCAB = 1024
-N_TOKENS = 64
+N_TOKENS = 128
 SEQUENCE_TEXT = ("The children went to school in the old stone house near the church, where a "
                  "teacher named Anna taught them to read. A language model predicts the next word.")
 TOKENIZE_STRINGS = [
@@ -57,6 +63,9 @@ GEMMA_PROMPTS = [
     "def fibonacci(n):",
     "The three primary colors are",
     "Water boils at a temperature of",
+    "The largest planet in our solar system is",
+    "To make a cup of tea, first",
+    "Photosynthesis is the process by which",
 ]
 GEMMA_N_PREDICT = 48
 PPL_CTX = 512
@@ -71,9 +80,39 @@ def sha256(path):
     return h.hexdigest()
 
 
-def load(path, n_ctx, logits_all):
-    return Llama(model_path=path, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx,
-                 logits_all=logits_all, verbose=False, **LLAMA_SETTINGS)
+def load(path, n_ctx, logits_all, **overrides):
+    """llama.cpp with the pinned settings; `overrides` change them (n_batch applies to n_ubatch
+    too) for the noise-floor variants."""
+    kw = dict(LLAMA_SETTINGS, n_ctx=n_ctx, n_batch=n_ctx, n_ubatch=n_ctx)
+    kw.update(overrides)
+    kw["n_ubatch"] = kw["n_batch"]
+    return Llama(model_path=path, logits_all=logits_all, verbose=False, **kw)
+
+
+GGML_TYPE_F32 = 0
+# llama.cpp configurations that change only how it evaluates, compared with the pinned one.
+NOISE_VARIANTS = {
+    "flash_attn": dict(flash_attn=True),
+    "n_batch_1": dict(n_batch=1),
+    "kv_f32": dict(type_k=GGML_TYPE_F32, type_v=GGML_TYPE_F32),
+}
+
+
+def all_logits(path, tokens, **overrides):
+    llm = load(path, len(tokens), logits_all=True, **overrides)
+    llm.reset()
+    llm.eval(tokens)
+    logits = np.array(llm.scores[:len(tokens)], dtype=np.float32)
+    del llm
+    return logits
+
+
+def compare(a, b):
+    """Top-1 agreement and max |Δ| between two [positions, vocab] logit arrays."""
+    agree = int((a.argmax(axis=1) == b.argmax(axis=1)).sum())
+    diff = np.abs(a.astype(np.float64) - b)
+    return {"top1_agree": agree, "positions": int(a.shape[0]), "max_abs": float(diff.max()),
+            "positions_over_1e-3": int((diff.max(axis=1) > 1e-3).sum())}
 
 
 def settings(n_ctx):
@@ -123,6 +162,8 @@ def gen_synthetic(dizuo):
             llm.reset()
             llm.eval(tokens)
             logits = np.array(llm.scores[:len(tokens)], dtype=np.float32)
+            noise = {name: compare(all_logits(path, tokens, **o), logits)
+                     for name, o in NOISE_VARIANTS.items()}
             logits_file = name + ".logits.f32"
             logits.astype("<f4").tofile(os.path.join(OUT, logits_file))
             tokenizations = []
@@ -135,12 +176,20 @@ def gen_synthetic(dizuo):
                 "name": name, "arch": arch, "preset": "tiny", "type": wtype, "seed": seed,
                 "n_vocab": n_vocab, "sha256": sha256(path), "tokens": tokens,
                 "logits_file": logits_file, "logits_shape": list(logits.shape),
-                "stats": distribution_stats(logits), "tokenizations": tokenizations})
-            print(f"{name}: sha256 {entries[-1]['sha256'][:16]}… {entries[-1]['stats']}",
-                  file=sys.stderr)
+                "stats": distribution_stats(logits), "llama_cpp_noise": noise,
+                "tokenizations": tokenizations})
+            print(f"{name}: sha256 {entries[-1]['sha256'][:16]}… {entries[-1]['stats']} "
+                  f"noise {noise}", file=sys.stderr)
             del llm
+    pooled = {name: {"top1_agree": sum(e["llama_cpp_noise"][name]["top1_agree"] for e in entries),
+                     "positions": sum(e["llama_cpp_noise"][name]["positions"] for e in entries),
+                     "max_abs": max(e["llama_cpp_noise"][name]["max_abs"] for e in entries)}
+              for name in NOISE_VARIANTS}
+    print(f"llama.cpp noise floor, pooled: {pooled}", file=sys.stderr)
     golden = {"generator": "scripts/gen-model-goldens.py", "llama_cpp": settings(N_TOKENS),
-              "models": entries}
+              "llama_cpp_noise_variants": {k: {kk: str(vv) for kk, vv in v.items()}
+                                           for k, v in NOISE_VARIANTS.items()},
+              "llama_cpp_noise_pooled": pooled, "models": entries}
     with open(os.path.join(OUT, "synthetic.json"), "w") as f:
         json.dump(golden, f, indent=1, ensure_ascii=False)
         f.write("\n")
@@ -151,17 +200,36 @@ def gemma_path():
                           check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]
 
 
+def top2(row):
+    ids = np.argsort(row)[-2:][::-1]
+    return [int(i) for i in ids], [float(row[i]) for i in ids]
+
+
 def greedy(llm, prompt):
+    """Greedy continuation as llama.cpp produces it incrementally (the prompt in one batch, then
+    one token per batch), with the top-2 logits of every step; then the same tokens evaluated in
+    one batch, to measure how much llama.cpp's own logits at those steps depend on batching."""
     prompt_ids = llm.tokenize(prompt.encode(), add_bos=True, special=False)
     llm.reset()
     llm.eval(prompt_ids)
-    out = []
+    out, steps, incremental = [], [], []
     for _ in range(GEMMA_N_PREDICT):
-        tok = int(np.argmax(llm.scores[llm.n_tokens - 1]))
-        out.append(tok)
-        llm.eval([tok])
+        row = np.array(llm.scores[llm.n_tokens - 1], dtype=np.float32)
+        incremental.append(row)
+        ids, values = top2(row)
+        out.append(ids[0])
+        steps.append({"top2_ids": ids, "top2_logits": values})
+        llm.eval([ids[0]])
+    llm.reset()
+    llm.eval(prompt_ids + out[:-1])
+    first = len(prompt_ids) - 1
+    for i, step in enumerate(steps):
+        row = np.array(llm.scores[first + i], dtype=np.float32)
+        step["batch_top2_logits"] = [float(row[j]) for j in step["top2_ids"]]
+        step["batch_argmax"] = int(row.argmax())
+        step["batch_max_abs_diff"] = float(np.abs(row.astype(np.float64) - incremental[i]).max())
     text = llm.detokenize(out).decode("utf-8", errors="replace")
-    return prompt_ids, out, text
+    return prompt_ids, out, text, steps
 
 
 def perplexity(llm, text_path):
@@ -198,17 +266,41 @@ def perplexity(llm, text_path):
             "ppl_error": math.exp(mean) * err, "window_mean_nll": window_nll}
 
 
-def gen_gemma3():
-    path = gemma_path()
+def gen_gemma3_greedy(path):
     llm = load(path, 256, logits_all=True)
     cases = []
     start = time.time()
     for prompt in GEMMA_PROMPTS:
-        prompt_ids, ids, text = greedy(llm, prompt)
-        cases.append({"prompt": prompt, "prompt_ids": prompt_ids, "ids": ids, "text": text})
-        print(f"{prompt!r} -> {text!r}", file=sys.stderr)
-    greedy_seconds = time.time() - start
+        prompt_ids, ids, text, steps = greedy(llm, prompt)
+        cases.append({"prompt": prompt, "prompt_ids": prompt_ids, "ids": ids, "text": text,
+                      "steps": steps})
+        gaps = [s["top2_logits"][0] - s["top2_logits"][1] for s in steps]
+        moved = [abs((s["batch_top2_logits"][0] - s["batch_top2_logits"][1]) - g)
+                 for s, g in zip(steps, gaps)]
+        print(f"{prompt!r} -> {text!r}\n  smallest top-2 gap {min(gaps):.4f}; batch vs "
+              f"incremental: gap moves up to {max(moved):.4f}, max |Δ| "
+              f"{max(s['batch_max_abs_diff'] for s in steps):.4f}, argmax differs at "
+              f"{sum(s['batch_argmax'] != i for s, i in zip(steps, ids))} steps", file=sys.stderr)
+    seconds = time.time() - start
     del llm
+    return {"llama_cpp": settings(256), "n_predict": GEMMA_N_PREDICT, "add_bos": True,
+            "seconds": seconds, "cases": cases}
+
+
+def gen_gemma3(greedy_only):
+    path = gemma_path()
+    golden_path = os.path.join(OUT, "gemma3-270m.json")
+    if greedy_only:
+        with open(golden_path) as f:
+            golden = json.load(f)
+        if golden["sha256"] != sha256(path):
+            sys.exit(f"{path} is not the file {golden_path} describes: regenerate all of it")
+        golden["greedy"] = gen_gemma3_greedy(path)
+        with open(golden_path, "w") as f:
+            json.dump(golden, f, indent=1, ensure_ascii=False)
+            f.write("\n")
+        return
+    greedy_golden = gen_gemma3_greedy(path)
     llm = load(path, PPL_CTX, logits_all=True)
     start = time.time()
     ppl = perplexity(llm, os.path.join(SHARED, "testdata", "text", "wiki.test.raw"))
@@ -216,11 +308,9 @@ def gen_gemma3():
     print(f"PPL {ppl['ppl']:.4f} ± {ppl['ppl_error']:.4f} in {ppl['seconds']:.0f} s", file=sys.stderr)
     golden = {
         "generator": "scripts/gen-model-goldens.py", "model": os.path.basename(path),
-        "sha256": sha256(path), "greedy": {"llama_cpp": settings(256), "n_predict": GEMMA_N_PREDICT,
-                                           "add_bos": True, "seconds": greedy_seconds,
-                                           "cases": cases},
+        "sha256": sha256(path), "greedy": greedy_golden,
         "perplexity": dict(ppl, text="testdata/text/wiki.test.raw", llama_cpp=settings(PPL_CTX))}
-    with open(os.path.join(OUT, "gemma3-270m.json"), "w") as f:
+    with open(golden_path, "w") as f:
         json.dump(golden, f, indent=1, ensure_ascii=False)
         f.write("\n")
 
@@ -229,13 +319,13 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dizuo", default=os.path.join(ROOT, "build", "bin", "dizuo"))
-    parser.add_argument("--only", choices=["synthetic", "gemma3"])
+    parser.add_argument("--only", choices=["synthetic", "gemma3", "gemma3-greedy"])
     args = parser.parse_args()
     os.makedirs(OUT, exist_ok=True)
     if args.only in (None, "synthetic"):
         gen_synthetic(args.dizuo)
-    if args.only in (None, "gemma3"):
-        gen_gemma3()
+    if args.only in (None, "gemma3", "gemma3-greedy"):
+        gen_gemma3(greedy_only=args.only == "gemma3-greedy")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 // through llama-cpp-python):
 //   * synthetic tiny llama / qwen2 / gemma3 models in Q8_0, Q4_0, Q4_K, regenerated here with
 //     make-model's library (sha256 must equal the golden's): logits for every position of a
-//     64-token sequence, and tokenization of a few strings;
+//     128-token sequence, and tokenization of a few strings;
 //   * Gemma 3 270M Q4_K_M: greedy continuations and perplexity on wiki.test.raw.
 #include <gtest/gtest.h>
 
@@ -75,14 +75,17 @@ std::unique_ptr<Engine> LoadEngine(const std::string& path, const std::string& b
 
 // ---- Synthetic models ---------------------------------------------------------------------------
 
-// Bounds. Logits have a standard deviation of ~4 (docs/SYNTHETIC.md). With the op semantics of
-// core/graph.h (f16 q and softmax weights for f16 caches, ggml's gelu table) most positions agree
-// with llama.cpp to ~1e-6 (f32 output rounding). Now and then a value computed in another order
-// (f32 dot products, ggml's SIMD exp) lands on the other side of an f16 or Q8 rounding boundary;
-// 8-bit activations turn that one flip into a jump of 0.1-0.4 in the logits of that position and,
-// through the KV cache, of later ones. Measured (2 cores, this commit): max |diff| 0.15-0.40 per
-// model on cpu (avx512/avx2/generic) and reference, so the bound is 0.5 (1/8 of the logit scale);
-// a missing rounding (the old gelu: 0.31 at position 0 on gemma3) shows up at every position.
+// Bounds. Logits have a standard deviation of ~4 and the models are peaked like trained ones
+// (mean top-1 probability 0.69-0.77; docs/SYNTHETIC.md). With the op semantics of core/graph.h
+// (f16 q and softmax weights for f16 caches, ggml's gelu table) most positions agree with llama.cpp
+// to ~1e-6. Now and then a value computed in another order (f32 dot products, ggml's SIMD exp)
+// lands on the other side of an f16 or Q8 rounding boundary; 8-bit activations turn that one flip
+// into a jump of 0.1-0.4 in the logits of that position and, through the KV cache, of later ones.
+// llama.cpp does the same to itself (golden "llama_cpp_noise", same files and tokens): flash
+// attention on vs off agrees on top-1 at 884/896 positions with max |diff| 0.43; an F32 KV cache
+// 885/896, 0.46; one token per batch 891/896, 0.38. Measured for dizuo (2 cores): cpu 890/896, max
+// 0.35; reference 891/896, max 0.42. So the bound is 0.5, just above llama.cpp's own spread; a
+// missing rounding (the old gelu: 0.31 at position 0 on gemma3) shows up at every position.
 constexpr double kMaxAbsLogitDiff = 0.5;
 constexpr double kMinTop1Agreement = 0.99;
 
@@ -134,14 +137,20 @@ TEST_P(SyntheticMatchTest, LogitsMatchLlamaCpp) {
       agree += std::max_element(a, a + n_vocab) - a == std::max_element(b, b + n_vocab) - b;
     }
     const double rms = std::sqrt(sum_sq / expected.size());
+    // llama.cpp against itself with flash attention on (golden metadata), for scale.
+    const json& self = m["llama_cpp_noise"]["flash_attn"];
     std::printf(
-        "[%s] %-18s top-1 agreement %d/%zu, max |diff| %.2e (position 0: %.2e; logit rms %.2f)\n",
+        "[%s] %-18s top-1 agreement %d/%zu, max |diff| %.2e (position 0: %.2e; logit rms %.2f); "
+        "llama.cpp flash-attn vs not: %d/%d, %.2e\n",
         backend.c_str(), m["name"].get<std::string>().c_str(), agree, tokens.size(), max_abs,
-        max_abs_first, rms);
+        max_abs_first, rms, self["top1_agree"].get<int>(), self["positions"].get<int>(),
+        self["max_abs"].get<double>());
     EXPECT_LE(max_abs, kMaxAbsLogitDiff);
     agree_all += agree;
     positions_all += static_cast<int64_t>(tokens.size());
   }
+  std::printf("[%s] pooled top-1 agreement %lld/%lld\n", backend.c_str(),
+              static_cast<long long>(agree_all), static_cast<long long>(positions_all));
   EXPECT_GE(static_cast<double>(agree_all) / positions_all, kMinTop1Agreement);
 }
 
@@ -226,15 +235,43 @@ class Gemma3MatchTest : public ::testing::Test {
   std::string path_;
 };
 
+// Greedy decoding amplifies any difference at a near-tie: once the top two logits are closer than
+// the noise of the arithmetic, which token wins depends on summation order, and the continuations
+// part for good. llama.cpp disagrees with itself there: the golden records, at every step, its
+// top-2 logits evaluated incrementally (as generated) and with the same tokens in one batch, and
+// its own top-2 gap moves by up to `gap_noise` (0.69 over 384 steps; median 0.10;
+// docs/SYNTHETIC.md) between the two. So a prompt passes when dizuo reproduces kMinIdenticalTokens
+// tokens, or when the first differing token is a swap of llama.cpp's top two at a genuine near-tie:
+// llama.cpp's gap and dizuo's gap between the same two tokens both below gap_noise. kMinFullMatches
+// prompts of the 8 must match fully (measured: 4 with the avx512 kernels, 3 with avx2, 2 with the
+// generic ones). The largest |dizuo's gap − llama.cpp's| over identical steps is printed, not
+// bounded: it reaches 0.9-1.1 on one prompt, where llama.cpp's own logits move by up to 2.5
+// between batch and incremental evaluation (max |Δ| per step, recorded in the golden).
+constexpr size_t kMinIdenticalTokens = 32;
+constexpr int kMinFullMatches = 3;
+
+double Gap(const json& pair) { return pair[0].get<double>() - pair[1].get<double>(); }
+
 TEST_F(Gemma3MatchTest, GreedyMatchesLlamaCpp) {
+  double gap_noise = 0;  // llama.cpp's own: batch vs incremental
+  for (const json& c : golden_["greedy"]["cases"]) {
+    for (const json& step : c["steps"]) {
+      gap_noise =
+          std::max(gap_noise, std::fabs(Gap(step["top2_logits"]) - Gap(step["batch_top2_logits"])));
+    }
+  }
+  std::printf("llama.cpp's own top-2 gap noise (batch vs incremental): %.4f\n", gap_noise);
   auto engine = LoadEngine(path_, "cpu", 256);
   const Tokenizer& tok = engine->tokenizer();
+  int full_matches = 0;
   for (const json& c : golden_["greedy"]["cases"]) {
     const std::string prompt = c["prompt"];
     SCOPED_TRACE(prompt);
     const std::vector<TokenId> prompt_ids = c["prompt_ids"];
     EXPECT_EQ(tok.Encode(prompt, true, false), prompt_ids);
     const std::vector<TokenId> expected = c["ids"];
+    const json& steps = c["steps"];
+    ASSERT_EQ(steps.size(), expected.size());
 
     engine->RemoveSequence(0);
     std::vector<BatchToken> batch;
@@ -242,20 +279,44 @@ TEST_F(Gemma3MatchTest, GreedyMatchesLlamaCpp) {
       batch.push_back({prompt_ids[i], static_cast<int32_t>(i), 0, i + 1 == prompt_ids.size()});
     }
     std::vector<TokenId> got;
+    double our_gap = 0, gap_diff = 0;  // at the last step; largest |ours − theirs| so far
     for (size_t i = 0; i < expected.size(); ++i) {
       const std::span<const float> logits = engine->Decode(batch);
       const auto next =
           static_cast<TokenId>(std::max_element(logits.begin(), logits.end()) - logits.begin());
       got.push_back(next);
+      const std::vector<TokenId> top2 = steps[i]["top2_ids"];
+      our_gap = double{logits[top2[0]]} - logits[top2[1]];
+      if (next != expected[i]) break;  // the contexts differ from here on
+      gap_diff = std::max(gap_diff, std::fabs(our_gap - Gap(steps[i]["top2_logits"])));
       batch = {{next, static_cast<int32_t>(prompt_ids.size() + i), 0, true}};
     }
-    size_t same = 0;
-    while (same < got.size() && got[same] == expected[same]) ++same;
-    std::printf("'%s': first %zu of %zu greedy tokens identical to llama.cpp's\n", prompt.c_str(),
-                same, expected.size());
-    EXPECT_GE(same, 32u) << "dizuo: '" << tok.Decode(got, false) << "'\nllama.cpp: '"
-                         << c["text"].get<std::string>() << "'";
+    const size_t same = got.back() == expected[got.size() - 1] ? got.size() : got.size() - 1;
+    if (same >= kMinIdenticalTokens) {
+      ++full_matches;
+      std::printf(
+          "'%s': %zu of %zu greedy tokens identical to llama.cpp's (top-2 gap |diff| up "
+          "to %.4f)\n",
+          prompt.c_str(), same, expected.size(), gap_diff);
+      continue;
+    }
+    const json& step = steps[same];
+    const std::vector<TokenId> top2 = step["top2_ids"];
+    const double their_gap = Gap(step["top2_logits"]);
+    std::printf(
+        "'%s': %zu of %zu greedy tokens identical (top-2 gap |diff| up to %.4f), then dizuo picks "
+        "%d where llama.cpp picks %d (top-2 %d, %d): top-2 gap llama.cpp %.4f, dizuo %.4f\n",
+        prompt.c_str(), same, expected.size(), gap_diff, got[same], expected[same], top2[0],
+        top2[1], their_gap, our_gap);
+    const std::string texts = "dizuo: '" + tok.Decode(got, false) + "'\nllama.cpp: '" +
+                              c["text"].get<std::string>() + "'";
+    EXPECT_EQ(got[same], top2[1]) << "dizuo's token is not llama.cpp's runner-up\n" << texts;
+    EXPECT_LT(their_gap, gap_noise) << "llama.cpp's choice was clear\n" << texts;
+    EXPECT_LT(std::fabs(our_gap), gap_noise) << "dizuo's choice was clear\n" << texts;
   }
+  std::printf("%d of %zu prompts identical to llama.cpp for >= %zu tokens\n", full_matches,
+              golden_["greedy"]["cases"].size(), kMinIdenticalTokens);
+  EXPECT_GE(full_matches, kMinFullMatches);
 }
 
 void Gemma3MatchTest::CheckPerplexity(int n_windows) {

@@ -84,11 +84,19 @@ float NormalSample(uint64_t r) {
 // ---- Tensors ----------------------------------------------------------------------------------
 
 struct TensorSpec {
+  TensorSpec(std::string name, std::vector<int64_t> shape, DType type, float mean, float stddev)
+      : name(std::move(name)), shape(std::move(shape)), type(type), mean(mean), stddev(stddev) {}
   std::string name;
   std::vector<int64_t> shape;  // GGUF order
   DType type;
   float mean;  // values are mean + stddev * N(0, 1)
   float stddev;
+  // With a source: row r's N(0, 1) is sqrt(1 - w²)·(its own sample) + w·(the sample that drew row
+  // (r + source_shift) mod rows of tensor `source`), w = source_weight: a correlation with another
+  // tensor's rows that keeps unit variance.
+  std::string source;
+  float source_weight = 0.0f;
+  int64_t source_shift = 0;
 };
 
 // Quantization of the 2-D weights. "q4_k_m" follows llama.cpp's Q4_K_M rule: Q4_K everywhere
@@ -126,6 +134,15 @@ class TypeRule {
 constexpr float kLogitStd = 4.0f;
 constexpr float kNormNoise = 0.05f;
 constexpr float kBiasStd = 0.1f;
+// Random logits alone make flat next-token distributions full of near-ties (tiny models: mean
+// top-1 probability ~0.4, smallest top-1/top-2 margins ~0.01); trained models are peakier, and a
+// test of agreement on the top token should mostly ask about clear winners. Two knobs, tuned on the
+// tiny presets for a mean top-1 probability of ~0.6-0.8 (docs/SYNTHETIC.md, TensorSpecs):
+//  * llama / qwen2: output row j correlates with the embedding row of token j − 1 with weight
+//    kSuccessorCorrelation / sqrt(n_embd), so each token favours its successor (a bigram model);
+//  * gemma3 (tied): the input token's own logit stands kSelfSignal logit stds above the mean.
+constexpr float kSuccessorCorrelation = 6.5f;
+constexpr float kSelfSignal = 4.3f;
 
 std::vector<TensorSpec> TensorSpecs(const SyntheticShape& s, const TypeRule& rule) {
   const bool gemma = s.arch == "gemma3";
@@ -142,13 +159,16 @@ std::vector<TensorSpec> TensorSpecs(const SyntheticShape& s, const TypeRule& rul
     specs.push_back(
         {std::move(name), {in, out}, rule.For(role, layer, s.n_layer, is_output), 0.0f, stddev});
   };
-  // With a tied embedding, a residual stream dominated by the input embedding makes every token
-  // predict itself (the logit of the input token is ~sqrt(n_embd) standard deviations above the
-  // rest). Gemma's post-norms set the scale of what each sublayer adds: gains of
-  // kLogitStd * sqrt(n_embd / (2 n_layer)) make the sublayers' sum ~sqrt(n_embd) times the
-  // embedding's, so the input token is one candidate among others.
+  // A trained model's final hidden state points at the output row of its next token. Here each
+  // token's own embedding, which the residual stream carries to the end, does that (see
+  // kSuccessorCorrelation). gemma3 ties output and embedding, so each token favours itself. The
+  // input embedding enters scaled by sqrt(n_embd) (per-dimension std kLogitStd) and alone would put
+  // its logit ~sqrt(n_embd) std above the rest; Gemma's post-norms set the scale g of what each of
+  // the 2·n_layer sublayers adds, and rms(residual)² ≈ kLogitStd² + 2·n_layer·g² puts the input
+  // token's logit at sqrt(n_embd)·kLogitStd² / rms = kSelfSignal·kLogitStd.
   const float post_gain =
-      kLogitStd * std::sqrt(static_cast<float>(d) / (2.0f * static_cast<float>(s.n_layer)));
+      kLogitStd * std::sqrt((static_cast<float>(d) / (kSelfSignal * kSelfSignal) - 1.0f) /
+                            (2.0f * static_cast<float>(s.n_layer)));
   const auto post_norm = [&](std::string name) {
     specs.push_back({std::move(name), {d}, DType::F32, post_gain, post_gain * kNormNoise});
   };
@@ -180,8 +200,20 @@ std::vector<TensorSpec> TensorSpecs(const SyntheticShape& s, const TypeRule& rul
     if (gemma) post_norm(p + "post_ffw_norm.weight");
   }
   norm("output_norm.weight", d);
-  if (!gemma) matrix("output.weight", "output", 0, d, vocab, kLogitStd * inv_sqrt(d), true);
+  if (!gemma) {
+    matrix("output.weight", "output", 0, d, vocab, kLogitStd * inv_sqrt(d), true);
+    specs.back().source = "token_embd.weight";
+    specs.back().source_weight = std::min(1.0f, kSuccessorCorrelation * inv_sqrt(d));
+    specs.back().source_shift = vocab - 1;
+  }
   return specs;
+}
+
+// The stream state that draws row r of the tensor with key `tensor_key`.
+uint64_t RowState(uint64_t tensor_key, int64_t r) {
+  uint64_t state = tensor_key ^ (static_cast<uint64_t>(r) * 0xA0761D6478BD642Full);
+  SplitMix64(state);
+  return state;
 }
 
 // Generates one tensor, row by row; row r's numbers depend only on (seed, name, r), so threads
@@ -192,14 +224,27 @@ std::vector<uint8_t> GenerateTensor(const TensorSpec& spec, uint64_t seed, int t
   for (size_t i = 1; i < spec.shape.size(); ++i) rows *= spec.shape[i];
   const uint64_t row_bytes = *RowBytes(spec.type, static_cast<uint64_t>(row_len));
   std::vector<uint8_t> out(row_bytes * static_cast<uint64_t>(rows));
-  const uint64_t tensor_key = Fnv1a(spec.name) ^ (seed * 0xD1342543DE82EF95ull);
+  const auto key = [seed](std::string_view name) {
+    return Fnv1a(name) ^ (seed * 0xD1342543DE82EF95ull);
+  };
+  const uint64_t tensor_key = key(spec.name);
+  const uint64_t source_key = spec.source.empty() ? 0 : key(spec.source);
+  const float own_weight = std::sqrt(1.0f - spec.source_weight * spec.source_weight);
 
   const auto work = [&](int64_t begin, int64_t end) {
     std::vector<float> values(static_cast<size_t>(row_len));
     for (int64_t r = begin; r < end; ++r) {
-      uint64_t state = tensor_key ^ (static_cast<uint64_t>(r) * 0xA0761D6478BD642Full);
-      SplitMix64(state);
-      for (float& v : values) v = spec.mean + spec.stddev * NormalSample(SplitMix64(state));
+      uint64_t state = RowState(tensor_key, r);
+      if (spec.source.empty()) {
+        for (float& v : values) v = spec.mean + spec.stddev * NormalSample(SplitMix64(state));
+      } else {
+        uint64_t source_state = RowState(source_key, (r + spec.source_shift) % rows);
+        for (float& v : values) {
+          const float own = NormalSample(SplitMix64(state));
+          const float source = NormalSample(SplitMix64(source_state));
+          v = spec.mean + spec.stddev * (own_weight * own + spec.source_weight * source);
+        }
+      }
       QuantizeRow(spec.type, values.data(), out.data() + row_bytes * static_cast<uint64_t>(r),
                   row_len);
     }
