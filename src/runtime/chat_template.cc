@@ -47,7 +47,10 @@ std::string RenderLlama2(std::span<const ChatMessage> messages) {
       out += Trim(m.content) + " [/INST]";
       first_turn = false;
     } else {
-      out += " " + Trim(m.content) + " </s>";
+      // Appended piecewise: GCC 12 warns falsely (-Wrestrict) on " " + std::string&&.
+      out += ' ';
+      out += Trim(m.content);
+      out += " </s>";
     }
   }
   return out;
