@@ -58,7 +58,7 @@ if [ -d "$DEPS/shared" ] && [ -z "${DIZUO_SHARED:-}" ]; then export DIZUO_SHARED
 start=$(date +%s)
 cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DDIZUO_CUDA=ON \
   -DCMAKE_CUDA_ARCHITECTURES="${CUDA_ARCH:-native}" "${cmake_args[@]}" 2>&1 | tee "$LOG_DIR/configure.log" | tail -3
-targets="cuda_decode_test cuda_backend_test reference_backend_test"
+targets="dizuo_cuda_backend cuda_decode_test cuda_backend_test reference_backend_test"
 has_check=0
 if grep -qs '"check"' src/cli/*.cc; then
   has_check=1

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <set>
 
 #include "core/error.h"
 
@@ -27,15 +28,15 @@ Fn Lookup(void* library, const std::string& path, const char* symbol) {
 
 }  // namespace
 
-std::string LoadBackendPlugin(const std::string& path) {
+BackendPlugin OpenBackendPlugin(const std::string& path) {
   static std::mutex mutex;
-  static std::map<std::string, std::string> loaded;  // canonical path → backend name
+  static std::map<std::string, BackendPlugin> opened;  // canonical path → plug-in
   std::lock_guard lock(mutex);
 
   std::error_code ec;
   if (!std::filesystem::is_regular_file(path, ec)) Fail("{}: no such backend plug-in file", path);
   const std::string canonical = std::filesystem::canonical(path, ec).string();
-  if (auto it = loaded.find(canonical); it != loaded.end()) return it->second;
+  if (auto it = opened.find(canonical); it != opened.end()) return it->second;
 
   // RTLD_LOCAL: the plug-in's own copies of dizuo_core and its dependencies stay private. The
   // handle is never closed: unloading C++ code with live statics and thread-locals is fragile.
@@ -66,9 +67,30 @@ std::string LoadBackendPlugin(const std::string& path) {
   }
   const char* name = name_fn();
   if (name == nullptr || *name == '\0') Fail("{}: the plug-in's backend has no name", path);
-  RegisterPluginBackend(name, create);
-  loaded.emplace(canonical, name);
-  return name;
+  const BackendPlugin plugin{name, create};
+  opened.emplace(canonical, plugin);
+  return plugin;
+}
+
+std::string LoadBackendPlugin(const std::string& path) {
+  static std::mutex mutex;
+  static std::set<std::string> registered;  // canonical paths
+  std::lock_guard lock(mutex);
+  const BackendPlugin plugin = OpenBackendPlugin(path);
+  std::error_code ec;
+  const std::string canonical = std::filesystem::canonical(path, ec).string();
+  if (!registered.contains(canonical)) {
+    RegisterPluginBackend(plugin.name, plugin.create);
+    registered.insert(canonical);
+  }
+  return plugin.name;
+}
+
+std::string BundledBackendPath(const std::string& file) {
+  std::error_code ec;
+  const std::filesystem::path exe = std::filesystem::read_symlink("/proc/self/exe", ec);
+  if (ec) Fail("cannot locate the running executable (/proc/self/exe: {})", ec.message());
+  return (exe.parent_path().parent_path() / "lib" / file).string();
 }
 
 }  // namespace dizuo

@@ -1,4 +1,6 @@
-// The backend registry: name → factory for every backend compiled into this build.
+// The backend registry: name → factory for every backend of this build (the CUDA one loaded from
+// its module on first use) and for the plug-ins loaded with --backend-lib.
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <utility>
@@ -15,14 +17,29 @@
 #ifdef DIZUO_HAVE_OPENCL_BACKEND
 #include "backends/opencl/opencl_backend.h"
 #endif
-#ifdef DIZUO_HAVE_CUDA_BACKEND
-#include "backends/cuda/cuda_backend.h"
-#endif
 
 namespace dizuo {
 namespace {
 
 using Factory = std::function<std::unique_ptr<Backend>(const BackendOptions&)>;
+
+#ifdef DIZUO_HAVE_CUDA_BACKEND
+// The CUDA backend is a module (DIZUO_CUDA_MODULE, next to the executable in ../lib) loaded only
+// when it is asked for: linking libcudart and cuBLAS into every process costs ~150-200 MiB of
+// resident memory before any model is loaded.
+std::unique_ptr<Backend> CreateCudaFromModule(const BackendOptions& options) {
+  const std::string path = BundledBackendPath(DIZUO_CUDA_MODULE);
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    Fail("CUDA backend: its library {} is missing (build the target dizuo_cuda_backend)", path);
+  }
+  const BackendPlugin plugin = OpenBackendPlugin(path);
+  if (plugin.name != "cuda") Fail("{}: expected the 'cuda' backend, found '{}'", path, plugin.name);
+  std::unique_ptr<Backend> backend(plugin.create(&options));
+  if (backend == nullptr) Fail("{}: returned no backend", path);
+  return backend;
+}
+#endif
 
 // Built-in backends first, then plug-ins in load order. Guarded by RegistryMutex().
 std::vector<std::pair<std::string, Factory>>& Registry() {
@@ -34,7 +51,7 @@ std::vector<std::pair<std::string, Factory>>& Registry() {
       {"opencl", &CreateOpenclBackend},
 #endif
 #ifdef DIZUO_HAVE_CUDA_BACKEND
-      {"cuda", &CreateCudaBackend},
+      {"cuda", &CreateCudaFromModule},
 #endif
       {"reference", &CreateReferenceBackend},
       {"skeleton", &CreateSkeletonBackend},

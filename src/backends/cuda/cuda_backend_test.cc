@@ -13,10 +13,9 @@
 //     accumulate in f32.
 //   - kFloatNmse 1e-10 for RMS_NORM, ROPE, GLU, ATTENTION: f32 vs f64 sums and the device's
 //     exp/tanh/sin/cos (a few ulp), ~1e-13.
-// Without a CUDA device (as on the build machines) these tests skip with "no CUDA device: ...";
-// RegistryTest.CudaIsListedAndFailsClearlyWithoutADevice always runs.
-#include "backends/cuda/cuda_backend.h"
-
+// The backend is created through the registry, which loads it from libdizuo_cuda_backend.so as
+// dizuo does. Without a CUDA device (as on the build machines) these tests skip with "no CUDA
+// device: ..."; RegistryTest.CudaIsListedAndFailsClearlyWithoutADevice always runs.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -27,6 +26,7 @@
 #include <nlohmann/json.hpp>
 #include <string>
 
+#include "backends/backend.h"
 #include "backends/reference/reference_backend.h"
 #include "backends/testing/op_harness.h"
 #include "core/error.h"
@@ -52,7 +52,7 @@ const Availability& CudaAvailability() {
   static const Availability availability = [] {
     Availability a;
     try {
-      CreateCudaBackend({});
+      CreateBackend("cuda", {});
       a.usable = true;
     } catch (const Error& e) {
       a.reason = e.what();
@@ -88,7 +88,7 @@ TEST(RegistryTest, CudaIsListedAndFailsClearlyWithoutADevice) {
 class CudaVsReference : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    if (CudaAvailability().usable) cuda_ = CreateCudaBackend({}).release();
+    if (CudaAvailability().usable) cuda_ = CreateBackend("cuda", {}).release();
   }
   static void TearDownTestSuite() {
     delete cuda_;
