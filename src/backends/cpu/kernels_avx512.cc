@@ -586,6 +586,162 @@ GemmFns LegacyGemm() {
   return {LegacyPackBytes, LegacyPack<Q::kOffset>, Gemm<Q>};
 }
 
+// ---- prompt batches of Q4_K: the same 4 × 4 lane layout per 256-super-block -------------------
+//
+// Per sub-block j of 32, eight vpdpbusd leave each lane with the exact integer Σ q·a; the
+// super-block's integer sums Σ_j sc_j·S_j (over sub-blocks 0-3 and 4-7 apart: each half stays below
+// 2^24, so it converts to f32 exactly, which matters because the scale and min terms cancel) and
+// Σ_j m_j·bsum_j (bsums of the Q8_K activation, two per sub-block) are then scaled by d_w·d_a and
+// dmin_w·d_a.
+
+// Packed quad, per super-block: sub-block j's 8 groups of [a0 a1 a2 a3] dwords (8 × 128 bytes),
+// then for each sub-block pair i the dwords (bsum_c[2i] | bsum_c[2i + 1] << 16) of the 4 rows (4 ×
+// 16 bytes), then the 4 scales d_c (f32).
+constexpr int64_t kPackedSuperBlock = 8 * 128 + 4 * 16 + 16;
+
+size_t Q4_KPackBytes(int64_t k) { return static_cast<size_t>(k / 256 * kPackedSuperBlock); }
+
+void Q4_KPack(int64_t k, const void* a, size_t a_stride, int na, void* dst) {
+  auto* out = static_cast<uint8_t*>(dst);
+  for (int64_t b = 0; b < k / 256; ++b, out += kPackedSuperBlock) {
+    int32_t groups[8][8][4] = {}, pairs[4][4] = {};
+    float d[4] = {};
+    for (int c = 0; c < na; ++c) {
+      const auto* blk =
+          reinterpret_cast<const BlockQ8_K*>(static_cast<const uint8_t*>(a) + c * a_stride) + b;
+      for (int j = 0; j < 8; ++j) {
+        for (int g = 0; g < 8; ++g) groups[j][g][c] = Load<int32_t>(blk->qs + 32 * j + 4 * g);
+      }
+      for (int i = 0; i < 4; ++i) {
+        const int lo = blk->bsums[4 * i] + blk->bsums[4 * i + 1];
+        const int hi = blk->bsums[4 * i + 2] + blk->bsums[4 * i + 3];
+        pairs[i][c] = static_cast<int32_t>((static_cast<uint32_t>(lo) & 0xffff) |
+                                           (static_cast<uint32_t>(hi) << 16));
+      }
+      d[c] = blk->d;
+    }
+    std::memcpy(out, groups, sizeof(groups));
+    std::memcpy(out + 1024, pairs, sizeof(pairs));
+    std::memcpy(out + 1088, d, sizeof(d));
+  }
+}
+
+template <int NQ>
+void GemmQuadsQ4_K(int64_t k, const uint8_t* const rows[4], int nw, const uint8_t* packed, int na,
+                   float* out, size_t os) {
+  __m512 acc[NQ];
+  for (int q = 0; q < NQ; ++q) acc[q] = _mm512_setzero_ps();
+  const size_t quad_bytes = Q4_KPackBytes(k);
+  const __m512i mask = _mm512_set1_epi8(0x0f);
+  for (int64_t b = 0; b < k / 256; ++b) {
+    // 128-bit lane r: row r's 8 scales (bytes 0-7) and 8 mins (bytes 8-15).
+    __m512i sm = _mm512_setzero_si512();
+    uint16_t dw[4], dminw[4];
+    for (int r = 0; r < 4; ++r) {
+      const auto* blk = reinterpret_cast<const BlockQ4_K*>(rows[r]) + b;
+      uint64_t sc, mn;
+      UnpackScalesMinsK4(blk->scales, &sc, &mn);
+      const __m128i v = _mm_set_epi64x(static_cast<int64_t>(mn), static_cast<int64_t>(sc));
+      sm = _mm512_mask_broadcast_i32x4(sm, static_cast<__mmask16>(0xf << (4 * r)), v);
+      dw[r] = blk->d;
+      dminw[r] = blk->dmin;
+    }
+    const uint8_t* blk[NQ];
+    __m512i isum[2][NQ], msum[NQ];
+    for (int q = 0; q < NQ; ++q) {
+      blk[q] = packed + q * quad_bytes + b * kPackedSuperBlock;
+      isum[0][q] = isum[1][q] = _mm512_setzero_si512();
+      msum[q] = _mm512_setzero_si512();
+    }
+    for (int i = 0; i < 4; ++i) {  // mins of sub-blocks 2i, 2i + 1 as an i16 pair per dword
+      const __m512i ctl =
+          _mm512_set1_epi32(static_cast<int>(0x80008008u + 2 * i) | ((9 + 2 * i) << 16));
+      const __m512i mins = _mm512_shuffle_epi8(sm, ctl);
+      for (int q = 0; q < NQ; ++q) {
+        msum[q] = _mm512_dpwssd_epi32(msum[q], mins, Broadcast16(blk[q] + 1024 + 16 * i));
+      }
+    }
+    for (int p = 0; p < 4; ++p) {
+      const __m512i raw_lo = Lanes16<BlockQ4_K>(rows, b, 16 + 32 * p);
+      const __m512i raw_hi = Lanes16<BlockQ4_K>(rows, b, 16 + 32 * p + 16);
+      for (int half = 0; half < 2; ++half) {
+        const int j = 2 * p + half;
+        const __m512i lo = _mm512_and_si512(half ? _mm512_srli_epi16(raw_lo, 4) : raw_lo, mask);
+        const __m512i hi = _mm512_and_si512(half ? _mm512_srli_epi16(raw_hi, 4) : raw_hi, mask);
+        const __m512i scale =
+            _mm512_shuffle_epi8(sm, _mm512_set1_epi32(static_cast<int>(0x80808000u + j)));
+        __m512i s[NQ];
+        for (int q = 0; q < NQ; ++q) s[q] = _mm512_setzero_si512();
+        for (int g = 0; g < 8; ++g) {
+          const __m512i wg = SpreadGroup(g < 4 ? lo : hi, g % 4);
+          for (int q = 0; q < NQ; ++q) {
+            s[q] = _mm512_dpbusd_epi32(s[q], wg, Broadcast16(blk[q] + 128 * j + 16 * g));
+          }
+        }
+        for (int q = 0; q < NQ; ++q)
+          isum[p / 2][q] = _mm512_add_epi32(isum[p / 2][q], _mm512_mullo_epi32(s[q], scale));
+      }
+    }
+    const __m512 d = QuadScales(dw[0], dw[1], dw[2], dw[3]);
+    const __m512 dmin = QuadScales(dminw[0], dminw[1], dminw[2], dminw[3]);
+    for (int q = 0; q < NQ; ++q) {
+      const __m512 da = _mm512_castsi512_ps(Broadcast16(blk[q] + 1088));
+      const __m512 dd = _mm512_mul_ps(d, da);
+      acc[q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[0][q]), dd, acc[q]);
+      acc[q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[1][q]), dd, acc[q]);
+      acc[q] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum[q]), _mm512_mul_ps(dmin, da), acc[q]);
+    }
+  }
+  for (int q = 0; q < NQ; ++q) {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, acc[q]);
+    for (int c = 0; c < 4 && 4 * q + c < na; ++c) {
+      for (int r = 0; r < nw; ++r) out[(4 * q + c) * os + r] = lanes[4 * r + c];
+    }
+  }
+}
+
+void GemmQ4_K(int64_t k, const void* w, size_t ws, int nw, const void* packed, int na, float* out,
+              size_t os) {
+  const uint8_t* rows[4];
+  for (int r = 0; r < 4; ++r) {  // missing rows repeat the last one; their lanes are not stored
+    rows[r] = static_cast<const uint8_t*>(w) + std::min(r, nw - 1) * ws;
+  }
+  const auto* p = static_cast<const uint8_t*>(packed);
+  const size_t quad_bytes = Q4_KPackBytes(k);
+  for (int c = 0; c < na; c += 32) {
+    const int left = std::min(32, na - c);
+    const uint8_t* pq = p + (c / 4) * quad_bytes;
+    float* o = out + c * os;
+    switch ((left + 3) / 4) {
+      case 1:
+        GemmQuadsQ4_K<1>(k, rows, nw, pq, left, o, os);
+        break;
+      case 2:
+        GemmQuadsQ4_K<2>(k, rows, nw, pq, left, o, os);
+        break;
+      case 3:
+        GemmQuadsQ4_K<3>(k, rows, nw, pq, left, o, os);
+        break;
+      case 4:
+        GemmQuadsQ4_K<4>(k, rows, nw, pq, left, o, os);
+        break;
+      case 5:
+        GemmQuadsQ4_K<5>(k, rows, nw, pq, left, o, os);
+        break;
+      case 6:
+        GemmQuadsQ4_K<6>(k, rows, nw, pq, left, o, os);
+        break;
+      case 7:
+        GemmQuadsQ4_K<7>(k, rows, nw, pq, left, o, os);
+        break;
+      default:
+        GemmQuadsQ4_K<8>(k, rows, nw, pq, left, o, os);
+        break;
+    }
+  }
+}
+
 Kernels MakeAvx512() {
   Kernels k = Avx2Kernels();
   k.isa = "avx512";
@@ -600,6 +756,7 @@ Kernels MakeAvx512() {
   k.gemm[slot(DType::Q4_0)] = LegacyGemm<QuadQ4_0>();
   k.gemm[slot(DType::Q5_0)] = LegacyGemm<QuadQ5_0>();
   k.gemm[slot(DType::Q8_0)] = LegacyGemm<QuadQ8_0>();
+  k.gemm[slot(DType::Q4_K)] = {Q4_KPackBytes, Q4_KPack, GemmQ4_K};
   return k;
 }
 
