@@ -325,7 +325,7 @@ struct KernelQ6_K {
 
 // ---- tiles ------------------------------------------------------------------------------------
 
-constexpr int64_t kPrefetchBytes = 2048;
+constexpr int64_t kPrefetchBytes = 16384;
 
 template <typename K, int NW, int NA>
 void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* out,
@@ -346,7 +346,8 @@ void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
         for (int64_t s = s0; s < s1; ++s) {
           // The hardware prefetcher alone left M = 1 at about half the memory bandwidth; a
           // prefetch kPrefetchBytes ahead (into the following rows past this one's end; it
-          // never faults) keeps enough lines in flight.
+          // never faults) keeps enough lines in flight. 1b Q4_0 tg, 1 thread: 2 KB ahead 28,
+          // 4 KB 32, 8 KB 35, 16-64 KB 38-39 t/s (22 without).
           _mm_prefetch(reinterpret_cast<const char*>(row + s * K::kStepBytes + kPrefetchBytes),
                        _MM_HINT_T0);
           K::Dot(K::DecodeW(row, s, blocks), act[s - s0], acc[r][0]);
