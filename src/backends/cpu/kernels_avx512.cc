@@ -105,6 +105,7 @@ struct KernelQ8_0 {
   using Act = LegacyAct;
   static constexpr int64_t kStep = 64;
   static constexpr int64_t kStepBytes = 2 * sizeof(BlockQ8_0);
+  static constexpr bool kPrefetch = true;
   static Act PrepAct(const uint8_t* row, int64_t step, int64_t blocks) {
     return PrepLegacyAct<128>(row, step, blocks);
   }
@@ -133,6 +134,7 @@ struct KernelQ4_0 {
   using Act = LegacyAct;
   static constexpr int64_t kStep = 64;
   static constexpr int64_t kStepBytes = 2 * sizeof(BlockQ4_0);
+  static constexpr bool kPrefetch = true;
   static Act PrepAct(const uint8_t* row, int64_t step, int64_t blocks) {
     return PrepLegacyAct<8>(row, step, blocks);
   }
@@ -153,6 +155,7 @@ struct KernelQ5_0 {
   using Act = LegacyAct;
   static constexpr int64_t kStep = 64;
   static constexpr int64_t kStepBytes = 2 * sizeof(BlockQ5_0);
+  static constexpr bool kPrefetch = true;
   static Act PrepAct(const uint8_t* row, int64_t step, int64_t blocks) {
     return PrepLegacyAct<16>(row, step, blocks);
   }
@@ -213,6 +216,7 @@ struct KernelQ45_K {
   using Act = KAct;
   static constexpr int64_t kStep = 256;
   static constexpr int64_t kStepBytes = sizeof(WBlock);
+  static constexpr bool kPrefetch = false;
   struct W {
     __m512i u[4];   // elements 64p .. 64p + 63
     __m512i sc[4];  // i16 scale per maddubs lane
@@ -272,6 +276,7 @@ struct KernelQ6_K {
   using Act = KAct;
   static constexpr int64_t kStep = 256;
   static constexpr int64_t kStepBytes = sizeof(BlockQ6_K);
+  static constexpr bool kPrefetch = false;
   struct W {
     __m512i u[4];   // elements 64i .. 64i + 63
     __m512i sc[4];  // i16 scale per maddubs lane
@@ -347,9 +352,12 @@ void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
           // The hardware prefetcher alone left M = 1 at about half the memory bandwidth; a
           // prefetch kPrefetchBytes ahead (into the following rows past this one's end; it
           // never faults) keeps enough lines in flight. 1b Q4_0 tg, 1 thread: 2 KB ahead 28,
-          // 4 KB 32, 8 KB 35, 16-64 KB 38-39 t/s (22 without).
-          _mm_prefetch(reinterpret_cast<const char*>(row + s * K::kStepBytes + kPrefetchBytes),
-                       _MM_HINT_T0);
+          // 4 KB 32, 8 KB 35, 16-64 KB 38-39 t/s (22 without). K-quant tiles (a 256-block per
+          // step) already streamed near the bandwidth and measured slower with it.
+          if constexpr (K::kPrefetch) {
+            _mm_prefetch(reinterpret_cast<const char*>(row + s * K::kStepBytes + kPrefetchBytes),
+                         _MM_HINT_T0);
+          }
           K::Dot(K::DecodeW(row, s, blocks), act[s - s0], acc[r][0]);
         }
       }
