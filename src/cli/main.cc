@@ -3,15 +3,16 @@
 #include <map>
 #include <string>
 
-#include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
-  CLI::App app{"dizuo (底座): an open compute base for generative AI that runs GGUF models on any chip.",
-               "dizuo"};
+  CLI::App app{
+      "dizuo (底座): an open compute base for generative AI that runs GGUF models on any chip.",
+      "dizuo"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "dizuo 0.1.0");
   app.footer("Run 'dizuo SUBCOMMAND --help' for the options of a subcommand.");

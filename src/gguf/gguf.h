@@ -5,7 +5,8 @@
 //   kv_count × (string key, u32 value_type, value),
 //   tensor_count × (string name, u32 n_dims, u64 ne[n_dims], u32 ggml_type, u64 offset),
 //   padding to `general.alignment` (default 32), tensor data (each tensor at data_start + offset).
-// A string is u64 length + bytes (no terminator). An array is u32 element type, u64 count, elements.
+// A string is u64 length + bytes (no terminator). An array is u32 element type, u64 count,
+// elements.
 //
 // A file is untrusted input: every count, length, dimension and offset is checked against the
 // bytes that exist before anything is allocated, and a failure throws dizuo::Error whose message
