@@ -162,7 +162,9 @@ class CpuBackend final : public Backend {
     if (shared_.size() < shared_bytes) shared_.resize(shared_bytes);
     const size_t thread_total = thread_floats * static_cast<size_t>(pool_.size());
     if (per_thread_.size() < thread_total) per_thread_.resize(thread_total);
+    const size_t nth = static_cast<size_t>(pool_.size());
     counters_ = std::make_unique<std::atomic<int64_t>[]>(nodes.size());  // value-initialized: 0
+    owned_ = std::make_unique<WorkCounter[]>(nodes.size() * nth);
 
     pool_.Run([&](int ith) {
       OpContext ctx;
@@ -174,6 +176,7 @@ class CpuBackend final : public Backend {
       ctx.thread_scratch = per_thread_.data() + thread_floats * static_cast<size_t>(ith);
       for (size_t i = 0; i < nodes.size(); ++i) {
         ctx.counter = &counters_[i];
+        ctx.owned = &owned_[i * nth];
         Dispatch(nodes[i], ctx);
         if (i + 1 < nodes.size()) pool_.Barrier();
       }
@@ -199,6 +202,7 @@ class CpuBackend final : public Backend {
   std::vector<uint8_t> shared_;
   std::vector<float> per_thread_;
   std::unique_ptr<std::atomic<int64_t>[]> counters_;
+  std::unique_ptr<WorkCounter[]> owned_;
 };
 
 }  // namespace

@@ -1,11 +1,13 @@
 // MATMUL: out[N, M] = x[K, M] · w[K, N]ᵀ on the weight's bytes in place.
 //
 // Phase 1 converts each activation row once to the weight's activation type (Q8_0 / Q8_1 / Q8_K,
-// f16 / bf16 rounding), rows split across threads. Phase 2 computes dot-product tiles of up to
-// kTileRows weight rows × kTileRows activation rows, so each decoded weight block is reused for
-// several activation rows while it is in registers/L1. Work items (a chunk of weight rows × a block
-// of activation rows) are taken from a shared counter, so a thread that was descheduled does not
-// hold the others back; the tile kernels make every output independent of the split.
+// f16 / bf16 rounding), rows split across threads; a single row (generation) is converted by every
+// thread into its own scratch instead, which saves a barrier. Phase 2 computes dot-product tiles
+// of up to kTileRows weight rows × kTileRows activation rows, so each decoded weight block is
+// reused for several activation rows while it is in registers/L1. Generation gives each thread a
+// contiguous share of the weight rows (OpContext::ForEachOwnedChunk, with stealing at the end);
+// prompt batches take work items (a chunk of weight rows × a block of activation rows) from a
+// shared counter. The tile kernels make every output independent of the split.
 #include <algorithm>
 #include <cstring>
 
@@ -34,12 +36,9 @@ uint64_t ActivationRowBytes(const Node& node) {
   return *RowBytes(ActivationType(node.src[1]->type), static_cast<uint64_t>(node.src[0]->ne[0]));
 }
 
-// Weight rows per work item: enough items for load balance (about 8 per thread at 2 threads),
-// at least one tile, a multiple of the tile height.
-int64_t WeightChunk(int64_t n, int64_t m, int nth) {
-  const int64_t per_item = m > 1 ? 32 : std::clamp<int64_t>(n / (8 * nth), 8, 128);
-  return (per_item + kTileRows - 1) / kTileRows * kTileRows;
-}
+// Weight rows per work item of a prompt batch (a multiple of the tile height).
+constexpr int64_t kWeightChunk = 32;
+static_assert(kWeightChunk % kTileRows == 0);
 
 // Activation rows of one GEMM work item: 8 packed quads, 20-80 KB per 1k of K, stay in L2 while a
 // chunk of weight rows sweeps them.
@@ -61,7 +60,9 @@ uint64_t PackedBytes(const GemmFns& g, const Node& node) {
 
 ScratchNeeds MatMulScratch(const Node& node) {
   ScratchNeeds needs;
-  if (NeedsConversion(node)) {
+  if (NeedsConversion(node) && node.src[0]->rows() == 1) {
+    needs.thread_floats = (ActivationRowBytes(node) + sizeof(float) - 1) / sizeof(float);
+  } else if (NeedsConversion(node)) {
     needs.shared_bytes = ActivationRowBytes(node) * static_cast<uint64_t>(node.src[0]->rows());
   }
   if (const GemmFns* g = PromptGemm(SelectKernels(), node))
@@ -82,7 +83,19 @@ void MatMul(const Node& node, const OpContext& ctx) {
 
   const uint8_t* a_base;
   size_t a_stride;
-  if (NeedsConversion(node)) {
+  if (NeedsConversion(node) && m == 1) {
+    // One row: every thread converts it into its own scratch, which costs less than making the
+    // others wait at a barrier while one thread does it.
+    auto* dst = reinterpret_cast<uint8_t*>(ctx.thread_scratch);
+    const auto* src = reinterpret_cast<const float*>(RowPtr(x, 0));
+    if (act == DType::F32) {
+      std::memcpy(dst, src, static_cast<size_t>(k) * sizeof(float));
+    } else {
+      ctx.kernels->to_activation[static_cast<size_t>(act)](src, dst, k);
+    }
+    a_base = dst;
+    a_stride = ActivationRowBytes(node);
+  } else if (NeedsConversion(node)) {
     const uint64_t row_bytes = ActivationRowBytes(node);
     int64_t begin, end;
     SplitRange(m, ctx.ith, ctx.nth, &begin, &end);
@@ -122,7 +135,7 @@ void MatMul(const Node& node, const OpContext& ctx) {
       gemm->pack(k, a_base + 4 * q * a_stride, a_stride, na, packed + q * quad_bytes);
     }
     ctx.Barrier();
-    const int64_t chunk = WeightChunk(n, m, ctx.nth);
+    const int64_t chunk = kWeightChunk;
     const int64_t n_chunks = (n + chunk - 1) / chunk;
     const int64_t n_ablocks = (m + kGemmActivationBlock - 1) / kGemmActivationBlock;
     const int64_t items = n_chunks * n_ablocks;
@@ -150,9 +163,24 @@ void MatMul(const Node& node, const OpContext& ctx) {
   const bool float_weight = act == DType::F32 || act == DType::F16 || act == DType::BF16;
   const int64_t tile_w =
       m == 1 && !float_weight && !ctx.kernels->gemv_reads_rows_in_turn ? 1 : kTileRows;
-  const int64_t chunk = WeightChunk(n, m, ctx.nth);
+  if (m == 1) {
+    // Generation: each thread streams its own contiguous share of the weight rows (quads of
+    // kTileRows rows, about 8 chunks per share for balance).
+    const int64_t quads = (n + kTileRows - 1) / kTileRows;
+    const int64_t chunk = std::clamp<int64_t>(quads / (8 * ctx.nth), 1, 32);
+    auto* o = reinterpret_cast<float*>(o_base);
+    ctx.ForEachOwnedChunk(quads, chunk, [&](int64_t q0, int64_t q1) {
+      const int64_t r1 = std::min(n, q1 * kTileRows);
+      for (int64_t r = q0 * kTileRows; r < r1; r += tile_w) {
+        const int nw = static_cast<int>(std::min<int64_t>(tile_w, r1 - r));
+        dot(k, w_base + r * w_stride, w_stride, nw, a_base, a_stride, 1, o + r, o_stride_floats);
+      }
+    });
+    return;
+  }
+  const int64_t chunk = kWeightChunk;
   const int64_t n_chunks = (n + chunk - 1) / chunk;
-  const int64_t a_block = m > 1 ? kActivationBlock : 1;
+  const int64_t a_block = kActivationBlock;
   const int64_t n_ablocks = (m + a_block - 1) / a_block;
   const int64_t items = n_chunks * n_ablocks;
   for (int64_t item = ctx.counter->fetch_add(1, std::memory_order_relaxed); item < items;
