@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <memory>
+#include <span>
 #include <thread>
 #include <vector>
 
@@ -40,6 +41,59 @@ bool IsCache(const Tensor* t) {
 }
 bool RowsPacked(const Tensor* t) {
   return t == nullptr || t->nb[0] == static_cast<uint64_t>(Traits(t->type).type_size);
+}
+
+// The bytes a tensor's elements occupy, [begin, end) (for views: from the first to past the last
+// element's row); empty for a tensor without data or elements.
+struct ByteSpan {
+  uintptr_t begin = 0, end = 0;
+  bool Overlaps(const ByteSpan& o) const { return begin < o.end && o.begin < end; }
+};
+
+ByteSpan SpanOf(const Tensor* t) {
+  if (t == nullptr || t->data == nullptr) return {};
+  uint64_t extent = t->row_bytes();
+  for (int d = 0; d < kMaxDims; ++d) {
+    if (t->ne[d] <= 0) return {};
+    if (d > 0) extent += static_cast<uint64_t>(t->ne[d] - 1) * t->nb[d];
+  }
+  const auto begin = reinterpret_cast<uintptr_t>(t->data);
+  return {begin, begin + extent};
+}
+
+// Which nodes must be followed by a barrier. Consecutive nodes run without one between them (each
+// thread goes straight on to the next) when none reads or writes bytes that another node of the
+// run writes, and at most one of them uses the shared scratch area, which every node reuses.
+// Llama-style layers have 3 such runs per 17 nodes (the Q/K/V and gate/up projections of one
+// normalized input, and independent cache stores).
+std::vector<uint8_t> BarriersAfter(std::span<const Node> nodes) {
+  std::vector<uint8_t> barrier(nodes.size(), 1);
+  std::vector<ByteSpan> reads, writes;  // of the current run of nodes without barriers
+  bool run_uses_shared = false;
+  for (size_t i = 0; i < nodes.size(); ++i) {
+    const Node& node = nodes[i];
+    const ByteSpan out = SpanOf(node.out);
+    const bool uses_shared = ScratchFor(node).shared_bytes > 0;
+    bool conflict = uses_shared && run_uses_shared;
+    for (const ByteSpan& w : writes) conflict = conflict || w.Overlaps(out);
+    for (const ByteSpan& r : reads) conflict = conflict || r.Overlaps(out);
+    for (const Tensor* src : node.src) {
+      const ByteSpan in = SpanOf(src);
+      for (const ByteSpan& w : writes) conflict = conflict || w.Overlaps(in);
+    }
+    if (conflict) {
+      barrier[i - 1] = 1;  // i > 0: the run is empty at i == 0
+      reads.clear();
+      writes.clear();
+      run_uses_shared = false;
+    } else if (i > 0) {
+      barrier[i - 1] = 0;
+    }
+    writes.push_back(out);
+    for (const Tensor* src : node.src) reads.push_back(SpanOf(src));
+    run_uses_shared = run_uses_shared || uses_shared;
+  }
+  return barrier;
 }
 
 void Dispatch(const Node& node, const OpContext& ctx) {
@@ -165,6 +219,7 @@ class CpuBackend final : public Backend {
     const size_t nth = static_cast<size_t>(pool_.size());
     counters_ = std::make_unique<std::atomic<int64_t>[]>(nodes.size());  // value-initialized: 0
     owned_ = std::make_unique<WorkCounter[]>(nodes.size() * nth);
+    const std::vector<uint8_t> barrier_after = BarriersAfter(nodes);
 
     pool_.Run([&](int ith) {
       OpContext ctx;
@@ -178,7 +233,7 @@ class CpuBackend final : public Backend {
         ctx.counter = &counters_[i];
         ctx.owned = &owned_[i * nth];
         Dispatch(nodes[i], ctx);
-        if (i + 1 < nodes.size()) pool_.Barrier();
+        if (i + 1 < nodes.size() && barrier_after[i]) pool_.Barrier();
       }
     });
   }
