@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <span>
@@ -148,6 +149,10 @@ class File {
   uint64_t data_offset() const { return data_offset_; }  // file offset of the data section
   uint64_t file_size() const { return bytes_.size(); }
   const Metadata& metadata() const { return metadata_; }
+  // Removes metadata keys and frees their values, e.g. a vocabulary's arrays once a tokenizer has
+  // been built from them (Gemma 3's 262,144-token arrays take 32 MB parsed); they then read as
+  // absent. Keys that are not present are ignored.
+  void DropMetadata(std::initializer_list<std::string_view> keys);
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* FindTensor(std::string_view name) const;
 

@@ -436,6 +436,10 @@ File::File(File&&) noexcept = default;
 File& File::operator=(File&&) noexcept = default;
 File::~File() = default;
 
+void File::DropMetadata(std::initializer_list<std::string_view> keys) {
+  for (std::string_view key : keys) metadata_.Remove(std::string(key));
+}
+
 const TensorInfo* File::FindTensor(std::string_view name) const {
   auto it = tensor_index_.find(std::string(name));
   return it == tensor_index_.end() ? nullptr : &tensors_[it->second];

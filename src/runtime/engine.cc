@@ -98,6 +98,10 @@ EngineImpl::EngineImpl(const EngineOptions& options) : file_(gguf::File::Open(op
          tokenizer_->n_vocab(), c.n_vocab);
   }
 
+  // The tokenizer and the model have read the vocabulary; its parsed arrays are not needed again.
+  file_.DropMetadata({"tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+                      "tokenizer.ggml.merges"});
+
   model::KvCacheShape shape;
   shape.n_layer = c.n_layer;
   shape.head_dim = c.head_dim_k;

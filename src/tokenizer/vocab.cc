@@ -255,6 +255,33 @@ void ApplyModelSpecificAttrs(Vocab& v, const gguf::Metadata& md) {
 
 }  // namespace
 
+TokenId TextIndex::Build(const std::vector<std::string>& texts) {
+  size_t size = 16;
+  while (size < 2 * texts.size()) size *= 2;
+  slots_.assign(size, -1);
+  mask_ = size - 1;
+  const std::hash<std::string_view> hash;
+  for (size_t id = 0; id < texts.size(); ++id) {
+    for (size_t s = hash(texts[id]) & mask_;; s = (s + 1) & mask_) {
+      const TokenId other = slots_[s];
+      if (other < 0) {
+        slots_[s] = static_cast<TokenId>(id);
+        break;
+      }
+      if (texts[static_cast<size_t>(other)] == texts[id]) return static_cast<TokenId>(id);
+    }
+  }
+  return -1;
+}
+
+TokenId TextIndex::Find(std::string_view text, const std::vector<std::string>& texts) const {
+  if (slots_.empty()) return -1;
+  for (size_t s = std::hash<std::string_view>{}(text)&mask_;; s = (s + 1) & mask_) {
+    const TokenId id = slots_[s];
+    if (id < 0 || texts[static_cast<size_t>(id)] == text) return id;
+  }
+}
+
 Vocab LoadVocab(const gguf::Metadata& md) {
   Vocab v;
   const auto model = md.GetString(kModelKey);
@@ -304,12 +331,9 @@ Vocab LoadVocab(const gguf::Metadata& md) {
     if (scores) v.scores[i] = static_cast<float>(scores->items[i].AsFloat(kScoresKey));
     if (types) v.attrs[i] = AttrFromType(types->items[i].AsInt(kTypesKey));
   }
-  v.ids.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    if (!v.ids.emplace(v.texts[i], static_cast<TokenId>(i)).second) {
-      Fail("tokenizer metadata: token {} duplicates the text of token {} ('{}')", i,
-           v.ids[v.texts[i]], v.texts[i]);
-    }
+  if (const TokenId dup = v.ids.Build(v.texts); dup >= 0) {
+    Fail("tokenizer metadata: token {} duplicates the text of token {} ('{}')", dup,
+         v.ids.Find(v.texts[static_cast<size_t>(dup)], v.texts), v.texts[static_cast<size_t>(dup)]);
   }
 
   if (v.type == VocabType::kBpe) {

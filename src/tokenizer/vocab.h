@@ -39,6 +39,21 @@ enum class TokenType : int32_t {
 
 enum class VocabType { kSpm, kBpe };
 
+// Token text → id, for the texts of a vocabulary: open addressing over a power-of-two table of
+// ids (4 bytes a slot, at most half full), keys compared against the texts themselves. For
+// Gemma 3's 262,144 tokens it takes 2 MiB where std::unordered_map took about 12.
+class TextIndex {
+ public:
+  // Indexes texts[0..n); returns -1, or the first id whose text an earlier id already has (then
+  // that id is not indexed).
+  TokenId Build(const std::vector<std::string>& texts);
+  TokenId Find(std::string_view text, const std::vector<std::string>& texts) const;
+
+ private:
+  std::vector<TokenId> slots_;  // -1: empty
+  size_t mask_ = 0;
+};
+
 struct Vocab {
   VocabType type = VocabType::kSpm;
   std::string model;                      // tokenizer.ggml.model
@@ -48,7 +63,7 @@ struct Vocab {
   std::vector<std::string> texts;
   std::vector<float> scores;
   std::vector<uint32_t> attrs;
-  std::unordered_map<std::string_view, TokenId> ids;  // keys view into `texts`
+  TextIndex ids;
 
   TokenId bos = -1, eos = -1, eot = -1, eom = -1, unk = -1, sep = -1, pad = -1, mask = -1;
   std::vector<TokenId> eog;  // sorted
@@ -68,10 +83,7 @@ struct Vocab {
   std::vector<std::string> pieces;
 
   int32_t size() const { return static_cast<int32_t>(texts.size()); }
-  TokenId Find(std::string_view text) const {
-    const auto it = ids.find(text);
-    return it == ids.end() ? -1 : it->second;
-  }
+  TokenId Find(std::string_view text) const { return ids.Find(text, texts); }
   bool Is(TokenId id, uint32_t attr) const { return (attrs[id] & attr) != 0; }
 };
 
