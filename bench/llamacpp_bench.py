@@ -41,9 +41,11 @@ def main():
     ap.add_argument("-p", "--n-prompt", type=int, default=512)
     ap.add_argument("-n", "--n-gen", type=int, default=128)
     ap.add_argument("-r", "--reps", type=int, default=5)
+    ap.add_argument("-d", "--n-depth", type=int, default=0,
+                    help="tokens in the cache before each test (untimed), as llama-bench's -d")
     ap.add_argument("--ubatch", type=int, default=512, help="llama.cpp n_ubatch (dizuo's -b)")
     a = ap.parse_args()
-    if a.threads < 1 or a.reps < 1 or a.n_prompt < 0 or a.n_gen < 0:
+    if a.threads < 1 or a.reps < 1 or a.n_prompt < 0 or a.n_gen < 0 or a.n_depth < 0:
         sys.exit("llamacpp_bench: bad arguments")
 
     import llama_cpp as L
@@ -57,9 +59,10 @@ def main():
     if not model:
         sys.exit(f"llamacpp_bench: llama.cpp cannot load {a.model}")
     cp = L.llama_context_default_params()
-    cp.n_ctx = max(a.n_prompt, a.n_gen, 1)
-    cp.n_batch = max(a.n_prompt, 1)
-    cp.n_ubatch = max(1, min(a.n_prompt, a.ubatch))
+    d = a.n_depth
+    cp.n_ctx = d + max(a.n_prompt, a.n_gen, 1)
+    cp.n_batch = max(a.n_prompt, d, 1)
+    cp.n_ubatch = max(1, min(a.n_prompt if a.n_prompt > 0 else d, a.ubatch))
     cp.n_seq_max = 1
     cp.n_threads = cp.n_threads_batch = a.threads
     cp.type_k = cp.type_v = 1  # GGML_TYPE_F16
@@ -89,26 +92,35 @@ def main():
             sys.exit(f"llamacpp_bench: llama_decode returned {rc}")
         L.llama_synchronize(ctx)
 
+    context = make_batch(0, d, True) if d > 0 else None
+
+    def reset():
+        # An empty cache, then the untimed context of the depth (dizuo bench -d feeds the same ids).
+        L.llama_memory_clear(memory, True)
+        if context is not None:
+            decode(context)
+
+    suffix = f" @ d{d}" if d > 0 else ""
     tests = []
     if a.n_prompt > 0:
-        prompt = make_batch(0, a.n_prompt, True)
+        prompt = make_batch(d, a.n_prompt, True)
 
         def run_pp():
-            L.llama_memory_clear(memory, True)
+            reset()
             t0 = time.perf_counter_ns()
             decode(prompt)
             return time.perf_counter_ns() - t0
-        tests.append((f"pp{a.n_prompt}", a.n_prompt, run_pp))
+        tests.append((f"pp{a.n_prompt}{suffix}", a.n_prompt, run_pp))
     if a.n_gen > 0:
-        steps = [make_batch(i, 1, True) for i in range(a.n_gen)]
+        steps = [make_batch(d + i, 1, True) for i in range(a.n_gen)]
 
         def run_tg():
-            L.llama_memory_clear(memory, True)
+            reset()
             t0 = time.perf_counter_ns()
             for b in steps:
                 decode(b)
             return time.perf_counter_ns() - t0
-        tests.append((f"tg{a.n_gen}", a.n_gen, run_tg))
+        tests.append((f"tg{a.n_gen}{suffix}", a.n_gen, run_tg))
 
     results = []
     for name, n_tokens, run in tests:

@@ -27,19 +27,26 @@ double SampleStddev(const std::vector<double>& v) {
 double RunOnce(Engine& engine, const TestSpec& spec) {
   engine.RemoveSequence(0);
   const int n = spec.n_tokens;
+  const int d = spec.depth;
   const int n_vocab = engine.n_vocab();
+  if (d > 0) {
+    std::vector<BatchToken> context(static_cast<size_t>(d));
+    for (int i = 0; i < d; ++i)
+      context[static_cast<size_t>(i)] = {BenchTokenId(i, n_vocab), i, 0, i == d - 1};
+    engine.Decode(context);
+  }
   double seconds = 0;
   if (spec.kind == TestKind::kPrompt) {
     std::vector<BatchToken> batch(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i)
-      batch[static_cast<size_t>(i)] = {BenchTokenId(i, n_vocab), i, 0, i == n - 1};
+      batch[static_cast<size_t>(i)] = {BenchTokenId(d + i, n_vocab), d + i, 0, i == n - 1};
     const auto start = std::chrono::steady_clock::now();
     engine.Decode(batch);
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   } else {
     const auto start = std::chrono::steady_clock::now();
     for (int i = 0; i < n; ++i) {
-      const BatchToken token{BenchTokenId(i, n_vocab), i, 0, true};
+      const BatchToken token{BenchTokenId(d + i, n_vocab), d + i, 0, true};
       engine.Decode(std::span(&token, 1));
     }
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
@@ -51,7 +58,8 @@ double RunOnce(Engine& engine, const TestSpec& spec) {
 }  // namespace
 
 std::string TestSpec::Name() const {
-  return fmt::format("{}{}", kind == TestKind::kPrompt ? "pp" : "tg", n_tokens);
+  const std::string name = fmt::format("{}{}", kind == TestKind::kPrompt ? "pp" : "tg", n_tokens);
+  return depth > 0 ? fmt::format("{} @ d{}", name, depth) : name;
 }
 
 std::vector<double> TestResult::tokens_per_second() const {
@@ -76,6 +84,7 @@ int32_t BenchTokenId(uint64_t i, int n_vocab) {
 TestResult RunTest(Engine& engine, const TestSpec& spec) {
   if (spec.n_tokens <= 0) Fail("a benchmark test needs at least one token, not {}", spec.n_tokens);
   if (spec.reps <= 0) Fail("repetitions must be positive, not {}", spec.reps);
+  if (spec.depth < 0) Fail("a benchmark depth must not be negative, not {}", spec.depth);
   TestResult result;
   result.spec = spec;
   RunOnce(engine, spec);  // warm-up: page faults, first-touch allocation, caches

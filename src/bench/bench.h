@@ -2,6 +2,8 @@
 //   pp<P>: one batch of P tokens into an empty cache (split into forward passes of the engine's
 //          n_batch), logits for the last token only;
 //   tg<N>: N single-token forward passes from an empty cache, logits for each.
+// With a depth D ("pp512 @ d4096", llama-bench's -d) the cache first receives D tokens (untimed),
+// and the test's tokens follow them at positions D, D + 1, ...
 // Token ids are fixed pseudo-random numbers (BenchTokenId), so tokenization and sampling are not
 // measured. Each test runs once untimed (warm-up), then `reps` times from an empty cache.
 #pragma once
@@ -20,7 +22,8 @@ struct TestSpec {
   TestKind kind = TestKind::kPrompt;
   int n_tokens = 0;
   int reps = 5;
-  std::string Name() const;  // "pp512", "tg128"
+  int depth = 0;             // tokens in the cache before the test
+  std::string Name() const;  // "pp512", "tg128", "tg128 @ d4096"
 };
 
 struct TestResult {
@@ -38,8 +41,8 @@ struct TestResult {
 // feeds llama.cpp the same ids.
 int32_t BenchTokenId(uint64_t i, int n_vocab);
 
-// Runs one test on sequence 0 of `engine`, whose cache must hold spec.n_tokens cells. Leaves the
-// cache empty.
+// Runs one test on sequence 0 of `engine`, whose cache must hold spec.depth + spec.n_tokens cells.
+// Leaves the cache empty.
 TestResult RunTest(Engine& engine, const TestSpec& spec);
 
 // `after` minus `before`: the op counts and times of the passes in between (fallback groups are

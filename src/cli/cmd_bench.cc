@@ -30,6 +30,7 @@ struct BenchOptions {
   std::vector<std::string> models;
   std::vector<int> n_prompt = {512};
   std::vector<int> n_gen = {128};
+  std::vector<int> depth = {0};
   std::vector<int> threads = {0};
   int reps = 5;
   int n_batch = 512;
@@ -84,6 +85,9 @@ void Validate(const BenchOptions& o) {
   for (int n : o.n_gen) {
     if (n < 0 || n > kMaxTestTokens) Fail("-n must be in 0..{}, not {}", kMaxTestTokens, n);
   }
+  for (int d : o.depth) {
+    if (d < 0 || d > kMaxTestTokens) Fail("-d must be in 0..{}, not {}", kMaxTestTokens, d);
+  }
   const bool any_test =
       std::any_of(o.n_prompt.begin(), o.n_prompt.end(), [](int p) { return p > 0; }) ||
       std::any_of(o.n_gen.begin(), o.n_gen.end(), [](int n) { return n > 0; });
@@ -105,7 +109,8 @@ EngineRun RunEngine(const BenchOptions& o, const bench::ModelStats& stats, int t
   run.threads = ResolveThreads(threads);
   const int max_p = *std::max_element(o.n_prompt.begin(), o.n_prompt.end());
   const int max_n = *std::max_element(o.n_gen.begin(), o.n_gen.end());
-  run.n_ctx = std::max(max_p, max_n);
+  const int max_d = *std::max_element(o.depth.begin(), o.depth.end());
+  run.n_ctx = max_d + std::max(max_p, max_n);
 
   ModelFlags flags;
   flags.model = stats.path;
@@ -121,11 +126,13 @@ EngineRun RunEngine(const BenchOptions& o, const bench::ModelStats& stats, int t
   run.load_seconds = SecondsSince(start);
 
   std::vector<bench::TestSpec> specs;
-  for (int p : o.n_prompt) {
-    if (p > 0) specs.push_back({bench::TestKind::kPrompt, p, o.reps});
-  }
-  for (int n : o.n_gen) {
-    if (n > 0) specs.push_back({bench::TestKind::kGeneration, n, o.reps});
+  for (int d : o.depth) {
+    for (int p : o.n_prompt) {
+      if (p > 0) specs.push_back({bench::TestKind::kPrompt, p, o.reps, d});
+    }
+    for (int n : o.n_gen) {
+      if (n > 0) specs.push_back({bench::TestKind::kGeneration, n, o.reps, d});
+    }
   }
   for (const bench::TestSpec& spec : specs) {
     const SchedulerProfile before = engine->profile();
@@ -186,9 +193,12 @@ nlohmann::json ToJson(const std::vector<EngineRun>& runs, const std::vector<Band
     const bench::ModelStats& s = run.stats;
     for (const bench::TestResult& t : run.tests) {
       const bool tg = t.spec.kind == bench::TestKind::kGeneration;
-      // A generated token at position i reads i + 1 cache cells; the mean over tg<N> is (N+1)/2.
+      // A generated token at position i reads i + 1 cache cells; the mean over tg<N> after D
+      // tokens is D + (N+1)/2.
       const uint64_t kv_per_token =
-          tg ? s.kv_bytes_per_cell * static_cast<uint64_t>(t.spec.n_tokens + 1) / 2 : 0;
+          tg ? s.kv_bytes_per_cell * static_cast<uint64_t>(2 * t.spec.depth + t.spec.n_tokens + 1) /
+                   2
+             : 0;
       nlohmann::json samples_ns = nlohmann::json::array();
       for (double sec : t.seconds) samples_ns.push_back(static_cast<int64_t>(sec * 1e9));
       results.push_back({
@@ -206,6 +216,7 @@ nlohmann::json ToJson(const std::vector<EngineRun>& runs, const std::vector<Band
           {"test", t.spec.Name()},
           {"n_prompt", tg ? 0 : t.spec.n_tokens},
           {"n_gen", tg ? t.spec.n_tokens : 0},
+          {"n_depth", t.spec.depth},
           {"reps", t.spec.reps},
           {"samples_ns", samples_ns},
           {"samples_ts", t.tokens_per_second()},
@@ -264,12 +275,17 @@ Command AddBench(CLI::App& app) {
       "Measure prompt processing (pp: one batch of P tokens) and generation (tg: N single-token "
       "passes) in tokens/s, as llama-bench does: fixed token ids (no tokenizer, no sampler), one "
       "warm-up, mean ± standard deviation over repetitions, each from an empty cache. Lists "
-      "(-m, -p, -n, -t) run every combination.");
+      "(-m, -p, -n, -d, -t) run every combination.");
   app.add_option("-m,--model", opt->models, "GGUF model file (repeatable)");
   app.add_option("-p,--n-prompt", opt->n_prompt, "Prompt tokens per pp test (list; 0: no pp)")
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("-n,--n-gen", opt->n_gen, "Generated tokens per tg test (list; 0: no tg)")
+      ->delimiter(',')
+      ->capture_default_str();
+  app.add_option("-d,--n-depth", opt->depth,
+                 "Tokens already in the cache before each test (list), as llama-bench's -d: "
+                 "'tg128 @ d4096' generates 128 tokens after a 4096-token context")
       ->delimiter(',')
       ->capture_default_str();
   app.add_option("-r,--repetitions", opt->reps, "Timed repetitions of each test")

@@ -61,6 +61,17 @@ struct Kernels {
   void (*axpy_f16)(float alpha, const uint16_t* x, float* y, int64_t n) = nullptr;
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n) = nullptr;
   void (*scale_f32)(float alpha, float* y, int64_t n) = nullptr;  // y *= alpha
+  // Softmax numerators: x[i] = exp(x[i] − max) (0 where x[i] is −∞); returns their sum. The
+  // generic table uses std::exp; vector tables a polynomial within a few ulp of it.
+  float (*exp_sum)(float* x, int64_t n, float max) = nullptr;
+  // Attention's weighted sum of V rows: for r < nr ≤ 4 and each cell c < n in order,
+  //   acc[r·d + i] += w · V[c][i] (i < d),  w = s[r·s_stride + c] · scale[r], rounded to f16
+  //   when round_f16,
+  // with V[c] at v + c·v_stride bytes (f16 or f32 per `v_type`). Each output element sees one
+  // multiply-add per cell in cell order, exactly as a sequence of axpy_f16 / axpy_f32 calls.
+  void (*weighted_rows)(int64_t d, int64_t n, const float* s, size_t s_stride, const float* scale,
+                        int nr, bool round_f16, DType v_type, const void* v, size_t v_stride,
+                        float* acc) = nullptr;
   // out[i] = act(gate[i]) · up[i].
   void (*glu)(Activation act, const float* gate, const float* up, float* out, int64_t n) = nullptr;
 };

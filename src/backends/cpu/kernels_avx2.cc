@@ -9,6 +9,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/kernels_common.h"
@@ -592,6 +593,147 @@ void GluRow(Activation act, const float* gate, const float* up, float* out, int6
   }
 }
 
+// Attention's weighted V rows (kernels.h): weights of up to 4 rows for a chunk of 64 cells are
+// prepared in a stack buffer (scaled, rounded to f16), then 16 columns of the 4 accumulators stay
+// in registers while the chunk's V rows stream past: one fused multiply-add per (row, cell,
+// column), in cell order, as AxpyF16/AxpyF32 would do them one call per (row, cell).
+template <typename T, __m256 (*kLoad)(const T*), float (*kScalar)(const T*), int NR>
+void WeightedRowsFixed(int64_t d, int64_t n, const float* s, size_t s_stride, const float* scale,
+                       bool round_f16, const T* v, size_t v_stride_elems, float* acc) {
+  constexpr int64_t kChunk = 64;
+  alignas(32) float w[NR][kChunk];
+  for (int64_t c0 = 0; c0 < n; c0 += kChunk) {
+    const int64_t cn = std::min(kChunk, n - c0);
+    for (int r = 0; r < NR; ++r) {
+      const float* src = s + static_cast<size_t>(r) * s_stride + c0;
+      for (int64_t j = 0; j < cn; ++j) {
+        const float x = src[j] * scale[r];
+        w[r][j] = round_f16 ? HalfToFloat(_cvtss_sh(x, _MM_FROUND_TO_NEAREST_INT)) : x;
+      }
+    }
+    const T* vc = v + c0 * static_cast<int64_t>(v_stride_elems);
+    int64_t i = 0;
+    for (; i + 16 <= d; i += 16) {
+      __m256 a[NR][2];
+      for (int r = 0; r < NR; ++r) {
+        a[r][0] = _mm256_loadu_ps(acc + r * d + i);
+        a[r][1] = _mm256_loadu_ps(acc + r * d + i + 8);
+      }
+      for (int64_t j = 0; j < cn; ++j) {
+        const T* row = vc + j * static_cast<int64_t>(v_stride_elems) + i;
+        const __m256 v0 = kLoad(row), v1 = kLoad(row + 8);
+        for (int r = 0; r < NR; ++r) {
+          const __m256 wr = _mm256_set1_ps(w[r][j]);
+          a[r][0] = _mm256_fmadd_ps(wr, v0, a[r][0]);
+          a[r][1] = _mm256_fmadd_ps(wr, v1, a[r][1]);
+        }
+      }
+      for (int r = 0; r < NR; ++r) {
+        _mm256_storeu_ps(acc + r * d + i, a[r][0]);
+        _mm256_storeu_ps(acc + r * d + i + 8, a[r][1]);
+      }
+    }
+    for (; i + 8 <= d; i += 8) {
+      for (int r = 0; r < NR; ++r) {
+        __m256 a = _mm256_loadu_ps(acc + r * d + i);
+        for (int64_t j = 0; j < cn; ++j) {
+          a = _mm256_fmadd_ps(_mm256_set1_ps(w[r][j]),
+                              kLoad(vc + j * static_cast<int64_t>(v_stride_elems) + i), a);
+        }
+        _mm256_storeu_ps(acc + r * d + i, a);
+      }
+    }
+    for (; i < d; ++i) {
+      for (int r = 0; r < NR; ++r) {
+        float a = acc[r * d + i];
+        for (int64_t j = 0; j < cn; ++j) {
+          a = std::fma(w[r][j], kScalar(vc + j * static_cast<int64_t>(v_stride_elems) + i), a);
+        }
+        acc[r * d + i] = a;
+      }
+    }
+  }
+}
+
+template <typename T, __m256 (*kLoad)(const T*), float (*kScalar)(const T*)>
+void WeightedRowsOf(int64_t d, int64_t n, const float* s, size_t s_stride, const float* scale,
+                    int nr, bool round_f16, const void* v, size_t v_stride, float* acc) {
+  const auto* rows = static_cast<const T*>(v);
+  const size_t stride = v_stride / sizeof(T);
+  switch (nr) {
+    case 1:
+      return WeightedRowsFixed<T, kLoad, kScalar, 1>(d, n, s, s_stride, scale, round_f16, rows,
+                                                     stride, acc);
+    case 2:
+      return WeightedRowsFixed<T, kLoad, kScalar, 2>(d, n, s, s_stride, scale, round_f16, rows,
+                                                     stride, acc);
+    case 3:
+      return WeightedRowsFixed<T, kLoad, kScalar, 3>(d, n, s, s_stride, scale, round_f16, rows,
+                                                     stride, acc);
+    default:
+      return WeightedRowsFixed<T, kLoad, kScalar, 4>(d, n, s, s_stride, scale, round_f16, rows,
+                                                     stride, acc);
+  }
+}
+
+void WeightedRows(int64_t d, int64_t n, const float* s, size_t s_stride, const float* scale, int nr,
+                  bool round_f16, DType v_type, const void* v, size_t v_stride, float* acc) {
+  if (v_type == DType::F16) {
+    WeightedRowsOf<uint16_t, LoadF16, ScalarF16>(d, n, s, s_stride, scale, nr, round_f16, v,
+                                                 v_stride, acc);
+  } else {
+    WeightedRowsOf<float, LoadF32, ScalarF32>(d, n, s, s_stride, scale, nr, round_f16, v, v_stride,
+                                              acc);
+  }
+}
+
+// e^x for x in [−87, 0] (smaller x are clamped to −87: e^−87 ≈ 1.6e-38), within about 2 ulp:
+// x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so n·ln2 is exact), e^r by its degree-7
+// Taylor polynomial (truncation error below 2^-27 relative), times 2^n built in the exponent bits.
+inline __m256 ExpNonPositive(__m256 x) {
+  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
+  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
+  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
+  __m256 p = _mm256_set1_ps(1.0f / 5040);
+  for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) {
+    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
+  }
+  const __m256i bits =
+      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
+  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
+}
+
+float ExpSum(float* x, int64_t n, float max) {
+  const __m256 hidden = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  const __m256 m = _mm256_set1_ps(max);
+  __m256 sum = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    const __m256 v = _mm256_loadu_ps(x + i);
+    const __m256 e =
+        _mm256_andnot_ps(_mm256_cmp_ps(v, hidden, _CMP_EQ_OQ), ExpNonPositive(_mm256_sub_ps(v, m)));
+    _mm256_storeu_ps(x + i, e);
+    sum = _mm256_add_ps(sum, e);
+  }
+  if (i < n) {  // the tail through the same polynomial, padded with hidden lanes
+    alignas(32) float tail[8];
+    for (int j = 0; j < 8; ++j)
+      tail[j] = i + j < n ? x[i + j] : -std::numeric_limits<float>::infinity();
+    const __m256 v = _mm256_load_ps(tail);
+    const __m256 e =
+        _mm256_andnot_ps(_mm256_cmp_ps(v, hidden, _CMP_EQ_OQ), ExpNonPositive(_mm256_sub_ps(v, m)));
+    _mm256_store_ps(tail, e);
+    for (int64_t j = 0; i + j < n; ++j) x[i + j] = tail[j];
+    sum = _mm256_add_ps(sum, e);
+  }
+  alignas(32) float lanes[8];
+  _mm256_store_ps(lanes, sum);
+  return ((lanes[0] + lanes[1]) + (lanes[2] + lanes[3])) +
+         ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
+}
+
 Kernels MakeAvx2() {
   Kernels k = GenericKernels();
   k.isa = "avx2";
@@ -618,6 +760,8 @@ Kernels MakeAvx2() {
   k.axpy_f16 = AxpyF16;
   k.f32_to_f16 = ToF16Row;
   k.scale_f32 = ScaleF32;
+  k.exp_sum = ExpSum;
+  k.weighted_rows = WeightedRows;
   k.glu = GluRow;
   return k;
 }
