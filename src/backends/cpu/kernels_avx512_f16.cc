@@ -123,6 +123,20 @@ void F16Pack(int64_t k, const void* a, size_t as, int na, void* dst) {
   }
 }
 
+// The horizontal sums of v0..v3 (lanes 0..3), each by the same tree whatever the other vectors
+// are: 4 outputs for about a third of the instructions of four _mm512_reduce_add_ps.
+inline __m128 Reduce4(__m512 v0, __m512 v1, __m512 v2, __m512 v3) {
+  // Per 128-bit block: [v0 e0+e2, v1 e0+e2, v0 e1+e3, v1 e1+e3] (and the same for v2, v3).
+  const __m512 a = _mm512_add_ps(_mm512_unpacklo_ps(v0, v1), _mm512_unpackhi_ps(v0, v1));
+  const __m512 b = _mm512_add_ps(_mm512_unpacklo_ps(v2, v3), _mm512_unpackhi_ps(v2, v3));
+  // Per block: [v0, v1, v2, v3] each (e0+e2) + (e1+e3).
+  const __m512 c = _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x44), _mm512_shuffle_ps(a, b, 0xEE));
+  // The four blocks: (b0 + b2) + (b1 + b3).
+  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1));
+  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(c), hi);
+  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+}
+
 // out[c · os + r] for NW weight rows × NA packed activation rows (a: the first one): one
 // accumulator per output, 16 elements per step; the weight tail (k not a multiple of 16) is
 // loaded masked, the activation padding is zero.
@@ -153,7 +167,10 @@ void GemmTile(int64_t k, const uint8_t* w, size_t ws, const float* a, int64_t kp
     step(i, wv);
   }
   for (int c = 0; c < NA; ++c) {
-    for (int r = 0; r < NW; ++r) out[c * os + r] = _mm512_reduce_add_ps(acc[r][c]);
+    const __m512 z = _mm512_setzero_ps();
+    const __m128 sums =
+        Reduce4(acc[0][c], NW > 1 ? acc[1][c] : z, NW > 2 ? acc[2][c] : z, NW > 3 ? acc[3][c] : z);
+    _mm_mask_storeu_ps(out + c * os, static_cast<__mmask8>((1u << NW) - 1), sums);
   }
 }
 
