@@ -185,53 +185,65 @@ void GemmTile(int64_t k, const uint8_t* w, size_t ws, const float* a, int64_t kp
   }
 }
 
-template <int NW>
-void GemmRows(int64_t k, const uint8_t* w, size_t ws, const float* a, int na, float* out,
-              size_t os) {
+// Weight rows per call: a whole MATMUL work item (32 rows), so each activation tile is reused by
+// 8 weight quads while it sits in L1. Standalone sweep of 32 × 32 rows, 1 thread, CPU time: 4 rows
+// per call 197/198/189 GFLOP/s at K = 768/2048/3072, 32 rows per call 213/226/225.
+constexpr int kF16GemmRows = 32;
+
+// NW weight rows × the NA activation rows at a (one tile).
+template <int NA>
+void GemmTileRows(int64_t k, const uint8_t* w, size_t ws, int nw, const float* a, int64_t kp,
+                  float* out, size_t os) {
+  switch (nw) {
+    case 1:
+      return GemmTile<1, NA>(k, w, ws, a, kp, out, os);
+    case 2:
+      return GemmTile<2, NA>(k, w, ws, a, kp, out, os);
+    case 3:
+      return GemmTile<3, NA>(k, w, ws, a, kp, out, os);
+    default:
+      return GemmTile<4, NA>(k, w, ws, a, kp, out, os);
+  }
+}
+
+// Activation tiles outside, weight quads inside: the tile's activation rows stay in L1 while the
+// call's weight rows (up to kF16GemmRows) stream past them from L2.
+void F16Gemm(int64_t k, const void* w, size_t ws, int nw, const void* packed, int na, float* out,
+             size_t os) {
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* a = static_cast<const float*>(packed);
   const int64_t kp = PaddedK(k);
   for (int c = 0; c < na;) {
     // Tiles of 6 activation rows; a remainder of 2 after at least one 6 becomes 4 + 4.
     const int left = na - c;
     const int take = left == 8 ? 4 : std::min(left, 6);
     const float* ac = a + c * kp;
-    float* o = out + c * os;
-    switch (take) {
-      case 1:
-        GemmTile<NW, 1>(k, w, ws, ac, kp, o, os);
-        break;
-      case 2:
-        GemmTile<NW, 2>(k, w, ws, ac, kp, o, os);
-        break;
-      case 3:
-        GemmTile<NW, 3>(k, w, ws, ac, kp, o, os);
-        break;
-      case 4:
-        GemmTile<NW, 4>(k, w, ws, ac, kp, o, os);
-        break;
-      case 5:
-        GemmTile<NW, 5>(k, w, ws, ac, kp, o, os);
-        break;
-      default:
-        GemmTile<NW, 6>(k, w, ws, ac, kp, o, os);
-        break;
+    for (int r = 0; r < nw; r += 4) {
+      const int rows = std::min(4, nw - r);
+      const uint8_t* wr = wb + r * ws;
+      float* o = out + c * os + r;
+      switch (take) {
+        case 1:
+          GemmTileRows<1>(k, wr, ws, rows, ac, kp, o, os);
+          break;
+        case 2:
+          GemmTileRows<2>(k, wr, ws, rows, ac, kp, o, os);
+          break;
+        case 3:
+          GemmTileRows<3>(k, wr, ws, rows, ac, kp, o, os);
+          break;
+        case 4:
+          GemmTileRows<4>(k, wr, ws, rows, ac, kp, o, os);
+          break;
+        case 5:
+          GemmTileRows<5>(k, wr, ws, rows, ac, kp, o, os);
+          break;
+        default:
+          GemmTileRows<6>(k, wr, ws, rows, ac, kp, o, os);
+          break;
+      }
     }
     c += take;
-  }
-}
-
-void F16Gemm(int64_t k, const void* w, size_t ws, int nw, const void* packed, int na, float* out,
-             size_t os) {
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* a = static_cast<const float*>(packed);
-  switch (nw) {
-    case 1:
-      return GemmRows<1>(k, wb, ws, a, na, out, os);
-    case 2:
-      return GemmRows<2>(k, wb, ws, a, na, out, os);
-    case 3:
-      return GemmRows<3>(k, wb, ws, a, na, out, os);
-    default:
-      return GemmRows<4>(k, wb, ws, a, na, out, os);
   }
 }
 
@@ -240,7 +252,7 @@ void F16Gemm(int64_t k, const void* w, size_t ws, int nw, const void* packed, in
 // Installs the f16-weight entries into the AVX-512 table (called by MakeAvx512()).
 void AddAvx512F16Kernels(Kernels* k) {
   k->dot[static_cast<size_t>(DType::F16)] = DotF16;
-  k->gemm[static_cast<size_t>(DType::F16)] = {F16PackBytes, F16Pack, F16Gemm};
+  k->gemm[static_cast<size_t>(DType::F16)] = {F16PackBytes, F16Pack, F16Gemm, kF16GemmRows};
 }
 
 }  // namespace dizuo::cpu

@@ -192,7 +192,7 @@ TEST(CpuKernels, PromptGemmMatchesReference) {
       for (int64_t m : {1, 6, 37, 15}) {
         const bool odd = Traits(type).block_size == 1 && m == 15;
         const DotCase c = MakeCase(*k, type, odd ? 83 : m == 37 ? 1024 : 256, 7, m, 11);
-        const std::vector<float> got = RunGemm(g, c, 4, 1024);
+        const std::vector<float> got = RunGemm(g, c, g.rows, 1024);
         double err = 0, ref = 0;
         for (int64_t r = 0; r < c.n; ++r) {
           for (int64_t col = 0; col < m; ++col) {
@@ -218,7 +218,15 @@ TEST(CpuKernels, PromptGemmShapeDoesNotChangeResults) {
       const int64_t len = Traits(type).block_size == 1 ? 61 : 512;
       const DotCase c = MakeCase(*k, type, len, 9, 43, 5);
       const std::vector<float> one = RunGemm(g, c, 1, 4);
-      for (auto [tw, ta] : {std::pair{4, 32}, {3, 8}, {2, 12}, {4, 4}, {1, 1024}, {4, 1024}}) {
+      for (auto [tw, ta] : {std::pair{4, 32},
+                            {3, 8},
+                            {2, 12},
+                            {4, 4},
+                            {1, 1024},
+                            {4, 1024},
+                            {g.rows, 32},
+                            {g.rows, 1024},
+                            {std::min(g.rows, 9), 8}}) {
         const std::vector<float> got = RunGemm(g, c, tw, ta);
         EXPECT_EQ(0, std::memcmp(one.data(), got.data(), one.size() * sizeof(float)))
             << k->isa << " " << Name(type) << " calls of " << tw << "x" << ta;

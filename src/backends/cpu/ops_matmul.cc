@@ -36,7 +36,8 @@ uint64_t ActivationRowBytes(const Node& node) {
   return *RowBytes(ActivationType(node.src[1]->type), static_cast<uint64_t>(node.src[0]->ne[0]));
 }
 
-// Weight rows per work item of a prompt batch (a multiple of the tile height).
+// Weight rows per work item of a prompt batch (a multiple of the tile height and of every
+// GemmFns::rows).
 constexpr int64_t kWeightChunk = 32;
 static_assert(kWeightChunk % kTileRows == 0);
 
@@ -145,8 +146,8 @@ void MatMul(const Node& node, const OpContext& ctx) {
       const int64_t r1 = std::min(n, r0 + chunk);
       const int64_t c0 = (item / n_chunks) * kGemmActivationBlock;
       const int na = static_cast<int>(std::min(m, c0 + kGemmActivationBlock) - c0);
-      for (int64_t r = r0; r < r1; r += 4) {
-        const int nw = static_cast<int>(std::min<int64_t>(4, r1 - r));
+      for (int64_t r = r0; r < r1; r += gemm->rows) {
+        const int nw = static_cast<int>(std::min<int64_t>(gemm->rows, r1 - r));
         float* o = reinterpret_cast<float*>(o_base) + c0 * o_stride_floats + r;
         gemm->gemm(k, w_base + r * w_stride, w_stride, nw, packed + (c0 / 4) * quad_bytes, na, o,
                    o_stride_floats);
