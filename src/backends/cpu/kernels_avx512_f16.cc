@@ -12,10 +12,15 @@
 // once), so only the weights need vcvtph2ps inside the loop. A register tile of 4 weight rows × 6
 // activation rows keeps 24 zmm accumulators in dot-product form along K; every step loads 4
 // converted weight vectors and 6 activation vectors for 24 FMAs, and the accumulators are summed
-// horizontally at the end, four at a time (Reduce4). On an EPYC Zen 5 (zmm FMA peak 260 GFLOP/s
-// per core) a call sweep of 4 × 32 rows runs at 195-207 GFLOP/s (K = 768 and 2048), about 77% of
-// peak; converting the weights costs about 10% of that (measured with f32 weights), the whole
-// MATMUL (activation conversion, packing, weights from L3) 150-180 GFLOP/s.
+// horizontally at the end, four at a time (Reduce4). A call takes a whole work item (32 weight
+// rows × up to 32 activation rows) and runs each activation tile against all 8 weight quads.
+// On an EPYC Zen 5 (zmm FMA peak 260 GFLOP/s per core, measured with an asm loop) a standalone
+// sweep of such calls runs at 226-236 GFLOP/s for K = 768 … 5632 (87-91% of peak), the whole
+// MATMUL at 175-205 GFLOP/s (activations converted and packed, weights from L3). Measured and
+// not kept: converting the weight rows to f32 once per call (with 4 rows per call: 20% slower at
+// K ≥ 2048, they no longer fit L1 beside the activation tile), K-blocking with the accumulators
+// spilled between blocks of 512 or 1024 (3-8% slower); with f32 weights (no vcvtph2ps) the tile
+// is ~10% faster.
 //
 // Each output's accumulators see the same operations in the same order whatever the tile shape,
 // so results do not depend on the tiling or the thread split.
