@@ -34,15 +34,18 @@ inline constexpr int kDTypeSlots = 32;  // DType values are < 32
 // Optional prompt-batch path for one weight type. Activation rows (already converted to the
 // weight's activation type) are packed in quads of 4 rows, `pack_bytes(k)` bytes per quad, by
 // `pack` (na ≤ 4 rows; missing rows are zeros). `gemm` then computes out[c * out_stride + r] for
-// r < nw ≤ 4 weight rows and c < na activation rows taken from consecutive packed quads (na ≤ 4 ·
-// quads). Every output is Σ over blocks of (exact integer block sum) · (block factors), added in
-// block order, so it does not depend on the tiling; it may differ from the dot tiles' result by
-// float summation order.
+// r < nw ≤ `rows` weight rows and c < na activation rows taken from consecutive packed quads (na ≤
+// 4 · quads). Every output is Σ over blocks of (exact integer block sum) · (block factors), added
+// in block order (float weights: the same f32 operations in the same order), so it does not depend
+// on the tiling; it may differ from the dot tiles' result by float summation order.
 struct GemmFns {
   size_t (*pack_bytes)(int64_t k) = nullptr;
   void (*pack)(int64_t k, const void* a, size_t a_stride, int na, void* dst) = nullptr;
   void (*gemm)(int64_t k, const void* w, size_t w_stride, int nw, const void* packed, int na,
                float* out, size_t out_stride) = nullptr;
+  // The most weight rows one gemm call takes (MATMUL hands it up to this many of a work item's
+  // rows at once; a multiple of kTileRows that divides the work item's 32).
+  int rows = kTileRows;
 };
 
 struct Kernels {

@@ -1,8 +1,9 @@
 // AVX-512 (F, BW, VL) + VNNI kernels. Only this file is compiled with those flags; SelectKernels()
 // uses the table only on CPUs that have them all. Entries not overridden here (activation
-// conversion, attention primitives, float weights, Q4_1/Q5_1, Q2_K/Q3_K) come from the AVX2 table:
-// 512-bit f16/f32 tiles measured no faster than the AVX2 ones here (memory-bound at M = 1, and
-// within 5% at M = 64 on an EPYC Zen 5).
+// conversion, attention primitives, f32/bf16 weights, Q4_1/Q5_1, Q2_K/Q3_K) come from the AVX2
+// table: 512-bit f32 tiles measured no faster than the AVX2 ones here (memory-bound at M = 1, and
+// within 5% at M = 64 on an EPYC Zen 5). f16 weights have their own kernels (dot tiles reading
+// rows in turn, and a register-tiled GEMM) in kernels_avx512_f16.cc.
 //
 // Integer dot products use vpdpbusd (u8 × s8, four products summed into an i32 lane) and
 // vpdpwssd. Weights are decoded to *unsigned* bytes u = q + o, so no sign fix-up is needed per
@@ -30,6 +31,10 @@
 #include "core/quant_blocks.h"
 
 namespace dizuo::cpu {
+
+// f16 weights (kernels_avx512_f16.cc).
+void AddAvx512F16Kernels(Kernels* k);
+
 namespace {
 
 template <typename T>
@@ -780,6 +785,7 @@ Kernels MakeAvx512() {
   k.gemm[slot(DType::Q5_0)] = LegacyGemm<QuadQ5_0>();
   k.gemm[slot(DType::Q8_0)] = LegacyGemm<QuadQ8_0>();
   k.gemm[slot(DType::Q4_K)] = {Q4_KPackBytes, Q4_KPack, GemmQ4_K};
+  AddAvx512F16Kernels(&k);
   return k;
 }
 

@@ -135,8 +135,9 @@ std::vector<float> RunTiles(const Kernels& kern, const DotCase& c, int tw, int t
 TEST(CpuKernels, DotProductsMatchReference) {
   for (const Kernels* k : Tables()) {
     for (DType type : kWeightTypes) {
-      // 172 is stories260K's n_ff (f32 only there); K-quants need multiples of 256.
-      const int64_t lengths[] = {Traits(type).block_size == 256 ? 256 : 172, 2048};
+      // 172 is stories260K's n_ff (f32 only there); K-quants need multiples of 256. Float
+      // weights also get lengths whose tails are shorter and longer than half a 32-step.
+      const int64_t lengths[] = {Traits(type).block_size == 256 ? 256 : 172, 2048, 200, 190, 7};
       for (int64_t len : lengths) {
         if (len % Traits(type).block_size != 0) continue;
         const DotCase c = MakeCase(*k, type, len, 7, 5, 42);
@@ -158,28 +159,40 @@ TEST(CpuKernels, DotProductsMatchReference) {
   }
 }
 
+// Packs c's activation rows into quads and runs the GEMM in calls of at most tw weight rows × ta
+// activation rows (ta a multiple of 4: calls start at a quad).
+std::vector<float> RunGemm(const GemmFns& g, const DotCase& c, int tw, int ta) {
+  const size_t quad = g.pack_bytes(c.k);
+  std::vector<uint8_t> packed(quad * static_cast<size_t>((c.m + 3) / 4));
+  for (int64_t q = 0; q < (c.m + 3) / 4; ++q) {
+    g.pack(c.k, c.a.data() + 4 * q * c.a_stride, c.a_stride,
+           static_cast<int>(std::min<int64_t>(4, c.m - 4 * q)), packed.data() + q * quad);
+  }
+  std::vector<float> out(static_cast<size_t>(c.n * c.m), -1.0f);
+  for (int64_t col = 0; col < c.m; col += ta) {
+    for (int64_t r = 0; r < c.n; r += tw) {
+      g.gemm(c.k, c.w.data() + r * c.w_stride, c.w_stride,
+             static_cast<int>(std::min<int64_t>(tw, c.n - r)), packed.data() + (col / 4) * quad,
+             static_cast<int>(std::min<int64_t>(ta, c.m - col)), out.data() + col * c.n + r,
+             static_cast<size_t>(c.n));
+    }
+  }
+  return out;
+}
+
 // The prompt-batch GEMM (tables that have one): packed activation quads × up to 4 weight rows,
 // against the reference's integer-exact dot; every nw ≤ 4 and activation counts that leave partial
-// quads and more than one 32-row chunk.
+// quads and more than one 32-row chunk; float weights also with lengths that are not a multiple
+// of 16.
 TEST(CpuKernels, PromptGemmMatchesReference) {
   for (const Kernels* k : Tables()) {
     for (DType type : kWeightTypes) {
       const GemmFns& g = k->gemm[static_cast<size_t>(type)];
       if (g.gemm == nullptr) continue;
-      for (int64_t m : {1, 6, 37}) {
-        const DotCase c = MakeCase(*k, type, m == 37 ? 1024 : 256, 7, m, 11);
-        const size_t quad = g.pack_bytes(c.k);
-        std::vector<uint8_t> packed(quad * static_cast<size_t>((m + 3) / 4));
-        for (int64_t q = 0; q < (m + 3) / 4; ++q) {
-          g.pack(c.k, c.a.data() + 4 * q * c.a_stride, c.a_stride,
-                 static_cast<int>(std::min<int64_t>(4, m - 4 * q)), packed.data() + q * quad);
-        }
-        std::vector<float> got(static_cast<size_t>(c.n * m), -1.0f);
-        for (int64_t r = 0; r < c.n; r += 4) {
-          g.gemm(c.k, c.w.data() + r * c.w_stride, c.w_stride,
-                 static_cast<int>(std::min<int64_t>(4, c.n - r)), packed.data(),
-                 static_cast<int>(m), got.data() + r, static_cast<size_t>(c.n));
-        }
+      for (int64_t m : {1, 6, 37, 15}) {
+        const bool odd = Traits(type).block_size == 1 && m == 15;
+        const DotCase c = MakeCase(*k, type, odd ? 83 : m == 37 ? 1024 : 256, 7, m, 11);
+        const std::vector<float> got = RunGemm(g, c, g.rows, 1024);
         double err = 0, ref = 0;
         for (int64_t r = 0; r < c.n; ++r) {
           for (int64_t col = 0; col < m; ++col) {
@@ -196,16 +209,45 @@ TEST(CpuKernels, PromptGemmMatchesReference) {
   }
 }
 
+// The GEMM's outputs do not depend on how many weight and activation rows a call gets.
+TEST(CpuKernels, PromptGemmShapeDoesNotChangeResults) {
+  for (const Kernels* k : Tables()) {
+    for (DType type : kWeightTypes) {
+      const GemmFns& g = k->gemm[static_cast<size_t>(type)];
+      if (g.gemm == nullptr) continue;
+      const int64_t len = Traits(type).block_size == 1 ? 61 : 512;
+      const DotCase c = MakeCase(*k, type, len, 9, 43, 5);
+      const std::vector<float> one = RunGemm(g, c, 1, 4);
+      for (auto [tw, ta] : {std::pair{4, 32},
+                            {3, 8},
+                            {2, 12},
+                            {4, 4},
+                            {1, 1024},
+                            {4, 1024},
+                            {g.rows, 32},
+                            {g.rows, 1024},
+                            {std::min(g.rows, 9), 8}}) {
+        const std::vector<float> got = RunGemm(g, c, tw, ta);
+        EXPECT_EQ(0, std::memcmp(one.data(), got.data(), one.size() * sizeof(float)))
+            << k->isa << " " << Name(type) << " calls of " << tw << "x" << ta;
+      }
+    }
+  }
+}
+
 TEST(CpuKernels, TileShapeDoesNotChangeResults) {
   for (const Kernels* k : Tables()) {
     for (DType type : kWeightTypes) {
-      const int64_t len = Traits(type).block_size == 256 ? 512 : 96;
-      const DotCase c = MakeCase(*k, type, len, 9, 7, 7);
-      const std::vector<float> one = RunTiles(*k, c, 1, 1);
-      for (auto [tw, ta] : {std::pair{4, 4}, {3, 2}, {2, 3}, {4, 1}, {1, 4}}) {
-        const std::vector<float> tiled = RunTiles(*k, c, tw, ta);
-        EXPECT_EQ(0, std::memcmp(one.data(), tiled.data(), one.size() * sizeof(float)))
-            << k->isa << " " << Name(type) << " tile " << tw << "x" << ta;
+      for (int64_t len :
+           {Traits(type).block_size == 256 ? int64_t{512} : int64_t{96}, int64_t{83}}) {
+        if (len % Traits(type).block_size != 0) continue;
+        const DotCase c = MakeCase(*k, type, len, 9, 7, 7);
+        const std::vector<float> one = RunTiles(*k, c, 1, 1);
+        for (auto [tw, ta] : {std::pair{4, 4}, {3, 2}, {2, 3}, {4, 1}, {1, 4}}) {
+          const std::vector<float> tiled = RunTiles(*k, c, tw, ta);
+          EXPECT_EQ(0, std::memcmp(one.data(), tiled.data(), one.size() * sizeof(float)))
+              << k->isa << " " << Name(type) << " k=" << len << " tile " << tw << "x" << ta;
+        }
       }
     }
   }

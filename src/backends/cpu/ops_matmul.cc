@@ -36,7 +36,8 @@ uint64_t ActivationRowBytes(const Node& node) {
   return *RowBytes(ActivationType(node.src[1]->type), static_cast<uint64_t>(node.src[0]->ne[0]));
 }
 
-// Weight rows per work item of a prompt batch (a multiple of the tile height).
+// Weight rows per work item of a prompt batch (a multiple of the tile height and of every
+// GemmFns::rows).
 constexpr int64_t kWeightChunk = 32;
 static_assert(kWeightChunk % kTileRows == 0);
 
@@ -145,8 +146,8 @@ void MatMul(const Node& node, const OpContext& ctx) {
       const int64_t r1 = std::min(n, r0 + chunk);
       const int64_t c0 = (item / n_chunks) * kGemmActivationBlock;
       const int na = static_cast<int>(std::min(m, c0 + kGemmActivationBlock) - c0);
-      for (int64_t r = r0; r < r1; r += 4) {
-        const int nw = static_cast<int>(std::min<int64_t>(4, r1 - r));
+      for (int64_t r = r0; r < r1; r += gemm->rows) {
+        const int nw = static_cast<int>(std::min<int64_t>(gemm->rows, r1 - r));
         float* o = reinterpret_cast<float*>(o_base) + c0 * o_stride_floats + r;
         gemm->gemm(k, w_base + r * w_stride, w_stride, nw, packed + (c0 / 4) * quad_bytes, na, o,
                    o_stride_floats);
@@ -158,8 +159,9 @@ void MatMul(const Node& node, const OpContext& ctx) {
   // Generation (one activation row) on block-quantized weights must read weight rows one after
   // another: one sequential stream per thread measured 1.2-2.5× faster than interleaving 4 rows
   // (q8_0 … q6_K). Tables whose tiles do that themselves get 4 rows per call (the activation
-  // prepared once for them); the others get one row per call. f16 weights measured the opposite
-  // (4 interleaved rows 12% faster).
+  // prepared once for them); the others get one row per call. Float weights always get 4 rows:
+  // the AVX2 f16 tile interleaves them (12% faster than one row per call when the weights sat in
+  // L3), the AVX-512 one reads them in turn (kernels_avx512_f16.cc).
   const bool float_weight = act == DType::F32 || act == DType::F16 || act == DType::BF16;
   const int64_t tile_w =
       m == 1 && !float_weight && !ctx.kernels->gemv_reads_rows_in_turn ? 1 : kTileRows;
