@@ -12,6 +12,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <limits>
 #include <random>
 #include <string>
 #include <vector>
@@ -314,6 +315,88 @@ TEST(CpuKernels, VectorPrimitivesMatchScalar) {
     for (size_t i = 0; i < a.size(); ++i) {
       EXPECT_FLOAT_EQ(y[i], 2.0f * (a[i] + 0.5f * b[i])) << k->isa;
       EXPECT_FLOAT_EQ(yh[i], a[i] + 0.5f * F16ToF32(bh[i])) << k->isa;
+    }
+  }
+}
+
+// exp_sum: within a few ulp of std::exp over the softmax range, exact zeros for hidden entries,
+// and the sum of what it wrote; n covers the vector bodies and tails.
+TEST(CpuKernels, ExpSumMatchesStdExp) {
+  constexpr float kHidden = -std::numeric_limits<float>::infinity();
+  for (const int64_t n : {1, 7, 8, 9, 64, 301}) {
+    std::vector<float> x = RandomValues(n, 11, 30.0f);
+    for (int64_t i = 0; i < n; i += 5) x[static_cast<size_t>(i)] = kHidden;
+    x.back() = 2.0f;      // the maximum of the visible entries below
+    x.front() = -150.0f;  // far below the maximum: underflows
+    const float max = 30.0f;
+    for (const Kernels* k : Tables()) {
+      std::vector<float> got = x;
+      const float sum = k->exp_sum(got.data(), n, max);
+      double total = 0;
+      for (int64_t i = 0; i < n; ++i) {
+        const float xi = x[static_cast<size_t>(i)], gi = got[static_cast<size_t>(i)];
+        total += gi;
+        if (xi == kHidden) {
+          EXPECT_EQ(gi, 0.0f) << k->isa << " n=" << n << " i=" << i;
+          continue;
+        }
+        const float want = std::exp(xi - max);
+        EXPECT_NEAR(gi, want, 4 * std::numeric_limits<float>::epsilon() * want + 1e-37f)
+            << k->isa << " n=" << n << " x=" << xi;
+      }
+      EXPECT_NEAR(sum, total, 1e-6 * total + 1e-30) << k->isa << " n=" << n;
+    }
+  }
+}
+
+// weighted_rows equals the axpy sequence it replaces (bit for bit on the table's own axpy, as
+// both use one multiply-add per element in cell order), for f16 and f32 V rows, 1-4 rows, head
+// sizes with and without vector tails, and cell counts around its chunk size.
+TEST(CpuKernels, WeightedRowsEqualAxpySequence) {
+  for (const Kernels* k : Tables()) {
+    for (const DType v_type : {DType::F16, DType::F32}) {
+      for (const int64_t d : {64, 80, 13}) {
+        for (const int64_t n : {1, 63, 64, 130}) {
+          for (int nr = 1; nr <= 4; ++nr) {
+            const size_t v_elems = static_cast<size_t>(d + 3);  // rows padded: a real stride
+            const std::vector<float> vf = RandomValues(n * static_cast<int64_t>(v_elems), 21);
+            std::vector<uint16_t> vh(vf.size());
+            for (size_t i = 0; i < vf.size(); ++i) vh[i] = F32ToF16(vf[i]);
+            const size_t s_stride = static_cast<size_t>(n + 5);
+            std::vector<float> s = RandomValues(nr * static_cast<int64_t>(s_stride), 22);
+            for (float& x : s) x = std::abs(x);
+            const float scale[4] = {0.5f, 1.25f, 0.75f, 2.0f};
+            const bool round = v_type == DType::F16;
+            std::vector<float> got = RandomValues(nr * d, 23), want = got;
+            const void* v = v_type == DType::F16 ? static_cast<const void*>(vh.data()) : vf.data();
+            const size_t v_stride = v_elems * (v_type == DType::F16 ? 2 : 4);
+            k->weighted_rows(d, n, s.data(), s_stride, scale, nr, round, v_type, v, v_stride,
+                             got.data());
+            for (int64_t c = 0; c < n; ++c) {
+              for (int r = 0; r < nr; ++r) {
+                float w = s[static_cast<size_t>(r) * s_stride + static_cast<size_t>(c)] * scale[r];
+                if (round) w = F16ToF32(F32ToF16(w));
+                if (v_type == DType::F16) {
+                  k->axpy_f16(w, vh.data() + c * static_cast<int64_t>(v_elems), want.data() + r * d,
+                              d);
+                } else {
+                  k->axpy_f32(w, vf.data() + c * static_cast<int64_t>(v_elems), want.data() + r * d,
+                              d);
+                }
+              }
+            }
+            for (size_t i = 0; i < got.size(); ++i) {
+              // Vector bodies are bit-identical; scalar tails may contract differently.
+              ASSERT_NEAR(got[i], want[i], 1e-5f * (1.0f + std::abs(want[i])))
+                  << k->isa << " " << Name(v_type) << " d=" << d << " n=" << n << " nr=" << nr
+                  << " i=" << i;
+              if (d % 8 == 0) {
+                ASSERT_EQ(got[i], want[i]) << k->isa << " d=" << d << " i=" << i;
+              }
+            }
+          }
+        }
+      }
     }
   }
 }
