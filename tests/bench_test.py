@@ -126,6 +126,21 @@ def test_list_flags_run_every_combination():
     assert [r["test"] for r in results] == ["pp8", "pp16"]
 
 
+def test_depth_fills_the_cache_first():
+    results = json.loads(
+        ok("bench", "-m", STORIES, "-p", "8", "-n", "4", "-d", "0,32", "-r", "1", "-t", "1", "-o",
+           "json").stdout)["results"]
+    assert [r["test"] for r in results] == ["pp8", "tg4", "pp8 @ d32", "tg4 @ d32"]
+    assert [r["n_depth"] for r in results] == [0, 0, 32, 32]
+    assert all(r["n_ctx"] == 32 + 8 for r in results)
+    # A generated token after 32 cached ones reads 32 + (4 + 1) / 2 cells on average.
+    tg0, tgd = results[1], results[3]
+    per_cell = tg0["kv_bytes_per_token"] * 2 / 5
+    assert tgd["kv_bytes_per_token"] == pytest.approx(per_cell * (32 + 2.5), rel=1e-6)
+    md = ok("bench", "-m", STORIES, "-p", "0", "-n", "4", "-d", "16", "-r", "1", "-t", "1").stdout
+    assert "| tg4 @ d16 |" in md
+
+
 def test_bandwidth_probe():
     out = json.loads(ok("bench", "--bandwidth", "--bandwidth-mib", "32", "-t", "1,2", "-o",
                         "json").stdout)
@@ -144,6 +159,7 @@ def test_bandwidth_probe():
     (["-o", "xml"], "--output"),
     (["--backend", "nosuch"], "unknown backend 'nosuch'"),
     (["-b", "0"], "--batch must be positive"),
+    (["-d", "-1"], "-d must be in"),
 ])
 def test_bad_flags_fail_clearly(args, message):
     fails("bench", "-m", STORIES, *args, message=message)
