@@ -108,6 +108,19 @@ void BM_Barrier(benchmark::State& state) {
 }
 BENCHMARK(BM_Barrier)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime();
 
+// The products of a 125M llama (dim 768, ffn 3072, attn_k/v 256 wide) at a 512-token prompt and
+// at generation, 1 thread: K × N = 768 × {768, 256, 3072} and 3072 × 768 (n_k selects the shape).
+void BM_MatMul125m(benchmark::State& state) {
+  static constexpr int64_t kShapes[][2] = {{768, 768}, {768, 256}, {768, 3072}, {3072, 768}};
+  const auto& shape = kShapes[state.range(1)];
+  RunMatMul(state, kTypes[state.range(0)], shape[0], shape[1], state.range(2), 1);
+}
+BENCHMARK(BM_MatMul125m)
+    ->ArgsProduct({{1, 2, 3, 4}, {0, 1, 2, 3}, {1, 512}})
+    ->ArgNames({"type", "shape", "m"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 void Args(benchmark::internal::Benchmark* b) {
   for (int t = 0; t < static_cast<int>(std::size(kTypes)); ++t) {
     for (int64_t n : {kK, 4 * kK}) {
