@@ -121,6 +121,18 @@ BENCHMARK(BM_MatMul125m)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// A 768 × 131072 q4_0 weight (57 MB, past the L3): generation's streaming speed from DRAM for
+// rows as short as a 125M llama's.
+void BM_Q4_0Dram(benchmark::State& state) {
+  RunMatMul(state, DType::Q4_0, 768, 131072, 1, static_cast<int>(state.range(0)));
+}
+BENCHMARK(BM_Q4_0Dram)
+    ->Arg(1)
+    ->Arg(2)
+    ->ArgName("threads")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 void Args(benchmark::internal::Benchmark* b) {
   for (int t = 0; t < static_cast<int>(std::size(kTypes)); ++t) {
     for (int64_t n : {kK, 4 * kK}) {
