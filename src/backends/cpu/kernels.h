@@ -71,7 +71,7 @@ struct AttentionRows {
 inline constexpr int64_t kAttentionMaxHead = 256;
 inline size_t AttentionRowsScratch(int64_t d, int64_t rows, int64_t nc) {
   const int64_t nc16 = (nc + 15) / 16 * 16;
-  return static_cast<size_t>(rows * d + rows * nc16 + 32 * d);
+  return static_cast<size_t>(rows * d + rows * nc16 + 16 * d);
 }
 
 struct Kernels {
