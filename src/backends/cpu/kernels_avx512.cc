@@ -590,6 +590,21 @@ inline __m512i Broadcast16(const uint8_t* p) {
   return _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
+// Output rows 4q + c, columns 0 .. nw − 1 ← lanes 4r + c of acc[q]: a 4 × 4 transpose per quad,
+// then one masked 16-byte store per activation row (was 16 scalar stores per quad).
+template <int NQ>
+inline void StoreQuads(const __m512* acc, int nw, int na, float* out, size_t os) {
+  const __m512i transpose = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  const auto cols = static_cast<__mmask8>((1u << nw) - 1);
+  for (int q = 0; q < NQ; ++q) {
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, _mm512_permutexvar_ps(transpose, acc[q]));
+    for (int c = 0; c < 4 && 4 * q + c < na; ++c) {
+      _mm_mask_storeu_ps(out + (4 * q + c) * os, cols, _mm_load_ps(lanes + 4 * c));
+    }
+  }
+}
+
 template <typename Q, int NQ>
 void GemmQuads(int64_t k, const uint8_t* const rows[4], int nw, const uint8_t* packed, int na,
                float* out, size_t os) {
@@ -598,35 +613,24 @@ void GemmQuads(int64_t k, const uint8_t* const rows[4], int nw, const uint8_t* p
   const size_t quad_bytes = LegacyPackBytes(k);
   for (int64_t b = 0; b < k / 32; ++b) {
     const Quad w = Q::Decode(rows, b);
-    // Two integer sums per quad (groups 0-3 and 4-7): vpdpbusd's latency left 8 chains of 8
-    // dependent steps short of its throughput.
-    __m512i s[NQ], s1[NQ];
+    __m512i s[NQ];
     const uint8_t* blk[NQ];
     for (int q = 0; q < NQ; ++q) {
       blk[q] = packed + q * quad_bytes + b * kPackedBlock;
       s[q] = Broadcast16(blk[q] + 128);
-      s1[q] = _mm512_setzero_si512();
     }
-    for (int g = 0; g < 4; ++g) {
-      const __m512i wg0 = SpreadGroup(w.lo, g);
-      const __m512i wg1 = SpreadGroup(w.hi, g);
+    for (int g = 0; g < 8; ++g) {
+      const __m512i wg = SpreadGroup(g < 4 ? w.lo : w.hi, g % 4);
       for (int q = 0; q < NQ; ++q) {
-        s[q] = _mm512_dpbusd_epi32(s[q], wg0, Broadcast16(blk[q] + 16 * g));
-        s1[q] = _mm512_dpbusd_epi32(s1[q], wg1, Broadcast16(blk[q] + 16 * (g + 4)));
+        s[q] = _mm512_dpbusd_epi32(s[q], wg, Broadcast16(blk[q] + 16 * g));
       }
     }
     for (int q = 0; q < NQ; ++q) {
       const __m512 scale = _mm512_mul_ps(w.d, _mm512_castsi512_ps(Broadcast16(blk[q] + 144)));
-      acc[q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s[q], s1[q])), scale, acc[q]);
+      acc[q] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s[q]), scale, acc[q]);
     }
   }
-  for (int q = 0; q < NQ; ++q) {
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, acc[q]);
-    for (int c = 0; c < 4 && 4 * q + c < na; ++c) {
-      for (int r = 0; r < nw; ++r) out[(4 * q + c) * os + r] = lanes[4 * r + c];
-    }
-  }
+  StoreQuads<NQ>(acc, nw, na, out, os);
 }
 
 template <typename Q>
@@ -782,13 +786,7 @@ void GemmQuadsQ4_K(int64_t k, const uint8_t* const rows[4], int nw, const uint8_
       acc[q] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum[q]), _mm512_mul_ps(dmin, da), acc[q]);
     }
   }
-  for (int q = 0; q < NQ; ++q) {
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, acc[q]);
-    for (int c = 0; c < 4 && 4 * q + c < na; ++c) {
-      for (int r = 0; r < nw; ++r) out[(4 * q + c) * os + r] = lanes[4 * r + c];
-    }
-  }
+  StoreQuads<NQ>(acc, nw, na, out, os);
 }
 
 void GemmQ4_K(int64_t k, const void* w, size_t ws, int nw, const void* packed, int na, float* out,
