@@ -1,6 +1,7 @@
 // AVX-512 (F, BW, VL) + VNNI kernels. Only this file is compiled with those flags; SelectKernels()
-// uses the table only on CPUs that have them all. Entries not overridden here (activation
-// conversion, attention primitives, float weights, Q4_1/Q5_1, Q2_K/Q3_K) come from the AVX2 table:
+// uses the table only on CPUs that have them all. It adds the f16 block attention (AttentionF16).
+// Entries not overridden here (activation conversion, the per-row attention primitives, float
+// weights, Q4_1/Q5_1, Q2_K/Q3_K) come from the AVX2 table:
 // 512-bit f16/f32 tiles measured no faster than the AVX2 ones here (memory-bound at M = 1, and
 // within 5% at M = 64 on an EPYC Zen 5).
 //
