@@ -175,6 +175,10 @@ TEST_F(CpuVsReference, Attention) {
     AttentionParams llama;
     llama.scale = 0.125f;
     Check(harness::AttentionSpec(64, 32, 8, 6, 150, 3, cache, llama), kFloatNmse);
+    // A prompt longer than one block of the f16 block kernel (32 tokens), 2 sequences, and a
+    // head size of 128.
+    Check(harness::AttentionSpec(64, 6, 2, 75, 90, 2, cache, llama), kFloatNmse);
+    Check(harness::AttentionSpec(128, 4, 4, 37, 50, 1, cache, llama), kFloatNmse);
   }
 }
 

@@ -48,6 +48,35 @@ struct GemmFns {
   int rows = kTileRows;
 };
 
+// ATTENTION (core/graph.h) with f16 K and V caches and no softcap, for the query rows of
+// `tokens` tokens × `heads` heads that read one kv head, over the cells 0 .. nc − 1. Query row
+// (t, h) is q + t·q_token_stride + h·q_head_stride (floats), its output out + t·out_token_stride +
+// h·out_head_stride; cell c's key and value rows are k + c·k_stride and v + c·v_stride (f16
+// elements). visible[t · mask_stride + c] is 1 where token t sees cell c (mask_stride ≥ nc rounded
+// up to 16, the padding 0). Every output is computed with the same operations in the same order
+// whatever the other rows of the call are, so results do not depend on how the work was split.
+struct AttentionRows {
+  int64_t d = 0;  // head size: a multiple of 64, at most kAttentionMaxHead
+  int tokens = 0, heads = 0;
+  const float* q = nullptr;
+  size_t q_token_stride = 0, q_head_stride = 0;
+  float* out = nullptr;
+  size_t out_token_stride = 0, out_head_stride = 0;
+  int64_t nc = 0;
+  const uint8_t* visible = nullptr;
+  size_t mask_stride = 0;
+  const uint16_t* k = nullptr;
+  const uint16_t* v = nullptr;
+  size_t k_stride = 0, v_stride = 0;
+  float scale = 1.0f;
+  float* scratch = nullptr;  // AttentionRowsScratch(d, tokens · heads, nc) floats
+};
+inline constexpr int64_t kAttentionMaxHead = 256;
+inline size_t AttentionRowsScratch(int64_t d, int64_t rows, int64_t nc) {
+  const int64_t nc16 = (nc + 15) / 16 * 16;
+  return static_cast<size_t>(rows * d + rows * nc16 + 16 * d);
+}
+
 struct Kernels {
   const char* isa = "generic";
   DotTileFn dot[kDTypeSlots] = {};               // by weight type; nullptr: unsupported
@@ -77,6 +106,8 @@ struct Kernels {
                         float* acc) = nullptr;
   // out[i] = act(gate[i]) · up[i].
   void (*glu)(Activation act, const float* gate, const float* up, float* out, int64_t n) = nullptr;
+  // Optional: ATTENTION on f16 caches for a block of query rows (else ops_attention.cc's own loop).
+  void (*attention_f16)(const AttentionRows& task) = nullptr;
 };
 
 // The activation type a weight type's dot product consumes (F32 for F32 weights).

@@ -108,6 +108,31 @@ void BM_Barrier(benchmark::State& state) {
 }
 BENCHMARK(BM_Barrier)->Arg(1)->Arg(2)->ArgName("threads")->UseRealTime();
 
+// The products of a 125M llama (dim 768, ffn 3072, attn_k/v 256 wide) at a 512-token prompt and
+// at generation, 1 thread: K × N = 768 × {768, 256, 3072} and 3072 × 768 (n_k selects the shape).
+void BM_MatMul125m(benchmark::State& state) {
+  static constexpr int64_t kShapes[][2] = {{768, 768}, {768, 256}, {768, 3072}, {3072, 768}};
+  const auto& shape = kShapes[state.range(1)];
+  RunMatMul(state, kTypes[state.range(0)], shape[0], shape[1], state.range(2), 1);
+}
+BENCHMARK(BM_MatMul125m)
+    ->ArgsProduct({{1, 2, 3, 4}, {0, 1, 2, 3}, {1, 512}})
+    ->ArgNames({"type", "shape", "m"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
+// A 768 × 131072 q4_0 weight (57 MB, past the L3): generation's streaming speed from DRAM for
+// rows as short as a 125M llama's.
+void BM_Q4_0Dram(benchmark::State& state) {
+  RunMatMul(state, DType::Q4_0, 768, 131072, 1, static_cast<int>(state.range(0)));
+}
+BENCHMARK(BM_Q4_0Dram)
+    ->Arg(1)
+    ->Arg(2)
+    ->ArgName("threads")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 void Args(benchmark::internal::Benchmark* b) {
   for (int t = 0; t < static_cast<int>(std::size(kTypes)); ++t) {
     for (int64_t n : {kK, 4 * kK}) {

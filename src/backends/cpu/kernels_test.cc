@@ -137,8 +137,10 @@ TEST(CpuKernels, DotProductsMatchReference) {
   for (const Kernels* k : Tables()) {
     for (DType type : kWeightTypes) {
       // 172 is stories260K's n_ff (f32 only there); K-quants need multiples of 256. Float
-      // weights also get lengths whose tails are shorter and longer than half a 32-step.
-      const int64_t lengths[] = {Traits(type).block_size == 256 ? 256 : 172, 2048, 200, 190, 7};
+      // weights also get lengths whose tails are shorter and longer than half a 32-step; 32 and
+      // 224 (1 and 7 blocks) leave partial steps of the kernels that take 2 or 4 blocks per step.
+      const int64_t lengths[] = {
+          Traits(type).block_size == 256 ? 256 : 172, 2048, 200, 190, 7, 32, 224};
       for (int64_t len : lengths) {
         if (len % Traits(type).block_size != 0) continue;
         const DotCase c = MakeCase(*k, type, len, 7, 5, 42);

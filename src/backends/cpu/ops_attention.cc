@@ -1,8 +1,14 @@
-// ATTENTION over the KV cache.
+// ATTENTION over the KV cache, in two ways.
 //
-// A work item is a block of query rows that read the same KV head: up to kRowsPerItem rows made of
-// a few tokens × the query heads of one KV group (fewer heads when that leaves too few items for
-// the threads). Per item:
+// With f16 caches, no softcap and a head size that is a multiple of 64, tables that have a block
+// kernel (kernels.h AttentionRows; the AVX-512 table) get work items of up to 32 tokens × the query
+// heads of one kv head (the latest tokens first: they see the most cells), so each K and V row is
+// converted once for up to 96 query rows: 125M llama Q4_0 pp512, 1 thread, ATTENTION 376 → about
+// 42 ms per pass (--profile; whole pp512 846 → ~1450 t/s on a quiet machine).
+//
+// Otherwise (other tables, f32 caches, softcap, other head sizes) a work item is a block of query
+// rows that read the same KV head: up to kRowsPerItem rows made of a few tokens × the query heads
+// of one KV group (fewer heads when that leaves too few items for the threads). Per item:
 //   1. scores: the query rows (rounded to f16 for an f16 K cache, as core/graph.h defines the op)
 //      against the visible cells' K rows, through the table's F16/F32 MATMUL dot tiles, so each
 //      K row is loaded once for all rows of the block and 4 × 4 dot products share their
@@ -13,14 +19,14 @@
 // The rounding needs the final sum, so there is no online (one-pass) softmax; the scores of an item
 // take rows × C floats of the thread's scratch. Every output row sees the same operations in the
 // same order whatever the block it lands in (the dot tiles guarantee it for the scores).
-//
-// Measured on 2-core EPYC (Zen 5), 1 thread, 125M llama Q8_0: pp2048 224 t/s with one item per
-// (token, head) and a dot call per cell, vs llama.cpp's 386; see the commit for the new figure.
+// 125M llama Q8_0 pp2048, 1 thread (machine loaded): 241-352 t/s with one item per (token, head)
+// and a dot call per cell, 517-667 t/s with these blocks (the AVX-512 block kernel: ~1000).
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <limits>
 
+#include "backends/cpu/kernels.h"
 #include "backends/cpu/ops.h"
 #include "core/quant.h"
 
@@ -28,6 +34,25 @@ namespace dizuo::cpu {
 namespace {
 
 constexpr int64_t kRowsPerItem = 16;
+
+// The table's block kernel (kernels.h AttentionRows) takes f16 caches without softcap; it replaced
+// the per-cell loop below for 125M llama Q4_0 pp512 on 1 thread, where ATTENTION was 48% of the
+// time (376 of 787 ms per pass).
+bool UsesRowsKernel(const Node& node, const Kernels& kern) {
+  const int64_t d = node.src[0]->ne[0];
+  return kern.attention_f16 != nullptr && node.src[1]->type == DType::F16 &&
+         node.src[2]->type == DType::F16 && node.params.attention.softcap == 0.0f && d % 64 == 0 &&
+         d <= kAttentionMaxHead;
+}
+
+int64_t Round16(int64_t n) { return (n + 15) / 16 * 16; }
+
+// Tokens per work item of the block kernel: up to 32, fewer when their scores (tokens × query
+// heads per kv head × cells floats) would pass 256 KB, so they stay in L2.
+int64_t TokensPerItem(const Node& node) {
+  const int64_t group = node.src[0]->ne[1] / node.src[1]->ne[1];
+  return std::clamp<int64_t>((int64_t{1} << 16) / (group * Round16(node.src[1]->ne[2])), 1, 32);
+}
 
 struct Blocking {
   int64_t heads;   // query heads per item (a divisor of the KV group)
@@ -51,10 +76,17 @@ Blocking BlockingFor(int64_t group, int64_t n_kv, int64_t t_count, int nth) {
 }  // namespace
 
 ScratchNeeds AttentionScratch(const Node& node) {
-  // Per thread, for each row of an item: the scores (then weights) of every cell, the query as
-  // f32 or f16, the accumulator; and per token the visibility of each cell.
   const int64_t d = node.src[0]->ne[0];
   const int64_t c_count = node.src[1]->ne[2];
+  if (UsesRowsKernel(node, SelectKernels())) {
+    // The visibility bytes of the item's tokens, then the kernel's scratch.
+    const int64_t tokens = TokensPerItem(node), c16 = Round16(c_count);
+    const int64_t group = node.src[0]->ne[1] / node.src[1]->ne[1];
+    return {0, static_cast<size_t>((tokens * c16 + 3) / 4) +
+                   AttentionRowsScratch(d, tokens * group, c_count)};
+  }
+  // Per thread, for each row of an item: the scores (then weights) of every cell, the query as
+  // f32 or f16, the accumulator; and per token the visibility of each cell.
   return {0, static_cast<size_t>(kRowsPerItem * (c_count + 2 * d) + (c_count + 3) / 4 * 4)};
 }
 
@@ -75,6 +107,62 @@ void Attention(const Node& node, const OpContext& ctx) {
   const Kernels& kern = *ctx.kernels;
   const DotTileFn dot = kern.dot[static_cast<size_t>(k_f16 ? DType::F16 : DType::F32)];
   constexpr float kHidden = -std::numeric_limits<float>::infinity();
+
+  if (UsesRowsKernel(node, kern)) {
+    const int64_t hkv = kc.ne[1];
+    const int64_t tb = TokensPerItem(node);
+    const int64_t blocks = (t_count + tb - 1) / tb;
+    // Few items for the threads (generation): the query heads of a group go to separate items.
+    const int64_t heads = blocks * hkv >= 4 * ctx.nth ? group : 1;
+    const int64_t splits = group / heads;
+    const int64_t items = blocks * hkv * splits;
+    const int64_t c16 = Round16(c_count);
+    auto* mask = reinterpret_cast<uint8_t*>(ctx.thread_scratch);
+    AttentionRows task;
+    task.d = d;
+    task.heads = static_cast<int>(heads);
+    task.q_token_stride = q.nb[2] / sizeof(float);
+    task.q_head_stride = q.nb[1] / sizeof(float);
+    task.out_token_stride = out.nb[1] / sizeof(float);
+    task.out_head_stride = static_cast<size_t>(d);
+    task.visible = mask;
+    task.mask_stride = static_cast<size_t>(c16);
+    task.k_stride = kc.nb[2] / sizeof(uint16_t);
+    task.v_stride = vc.nb[2] / sizeof(uint16_t);
+    task.scale = p.scale;
+    task.scratch = ctx.thread_scratch + (tb * c16 + 3) / 4;
+    for (int64_t item = ctx.counter->fetch_add(1, std::memory_order_relaxed); item < items;
+         item = ctx.counter->fetch_add(1, std::memory_order_relaxed)) {
+      const int64_t b = blocks - 1 - item / (hkv * splits);  // the latest (largest) blocks first
+      const int64_t kvh = (item / splits) % hkv;
+      const int64_t h0 = kvh * group + (item % splits) * heads;
+      const int64_t t0 = b * tb, nt = std::min(tb, t_count - t0);
+      int64_t nc = 0;  // the cells past the last visible one are left out
+      for (int64_t t = 0; t < nt; ++t) {
+        const int32_t pos = tokens[2 * (t0 + t)], seq = tokens[2 * (t0 + t) + 1];
+        uint8_t* m = mask + t * c16;
+        for (int64_t c = 0; c < c_count; ++c) {
+          const int32_t cell_pos = cells[2 * c];
+          const bool seen = cells[2 * c + 1] == seq && cell_pos <= pos &&
+                            (p.window <= 0 || pos - cell_pos < p.window);
+          m[c] = seen ? 1 : 0;
+          if (seen) nc = std::max(nc, c + 1);
+        }
+        std::fill(m + c_count, m + c16, uint8_t{0});
+      }
+      task.tokens = static_cast<int>(nt);
+      task.q = reinterpret_cast<const float*>(static_cast<const char*>(q.data) + t0 * q.nb[2] +
+                                              h0 * q.nb[1]);
+      task.out = reinterpret_cast<float*>(static_cast<char*>(out.data) + t0 * out.nb[1]) + h0 * d;
+      task.nc = nc;
+      task.k =
+          reinterpret_cast<const uint16_t*>(static_cast<const char*>(kc.data) + kvh * kc.nb[1]);
+      task.v =
+          reinterpret_cast<const uint16_t*>(static_cast<const char*>(vc.data) + kvh * vc.nb[1]);
+      kern.attention_f16(task);
+    }
+    return;
+  }
 
   const Blocking b = BlockingFor(group, n_kv, t_count, ctx.nth);
   const int64_t head_blocks = hq / b.heads;
