@@ -26,6 +26,11 @@ inline constexpr int kTileRows = 4;
 // depend on how the work was tiled or split across threads.
 using DotTileFn = void (*)(int64_t k, const void* w, size_t w_stride, int nw, const void* a,
                            size_t a_stride, int na, float* out, size_t out_stride);
+// Generation: out[r] = dot(weight row r, activation row a) for r < n, computed with the same
+// operations in the same order as the dot tile with na = 1 (bit for bit), so results do not depend
+// on how rows are split across calls. The activation is prepared once per call, not per tile.
+using GemvFn = void (*)(int64_t k, const void* w, size_t w_stride, int64_t n, const void* a,
+                        float* out);
 // Converts n f32 values to an activation type (as QuantizeRow, bit for bit).
 using ConvertRowFn = void (*)(const float* x, void* dst, int64_t n);
 
@@ -85,6 +90,7 @@ struct Kernels {
   // Quantized dot tiles with one activation row read their weight rows one after another (not
   // interleaved), so MATMUL may hand them several rows at once during generation.
   bool gemv_reads_rows_in_turn = false;
+  GemvFn gemv[kDTypeSlots] = {};  // by weight type; optional, M = 1 (else dot tiles)
 
   // Attention and cache primitives.
   float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;

@@ -2,7 +2,7 @@
 // - activation conversion is bit-identical to QuantizeRow (the reference's conversion);
 // - dot products equal the reference's integer-exact dot (reference::DotRow) up to float
 //   summation order;
-// - a tile's outputs do not depend on the tile shape;
+// - a tile's outputs do not depend on the tile shape, and the generation path (gemv) equals them;
 // - the vectorized activations are accurate;
 // - the thread pool's barrier orders phases.
 #include <gtest/gtest.h>
@@ -250,6 +250,30 @@ TEST(CpuKernels, TileShapeDoesNotChangeResults) {
           const std::vector<float> tiled = RunTiles(*k, c, tw, ta);
           EXPECT_EQ(0, std::memcmp(one.data(), tiled.data(), one.size() * sizeof(float)))
               << k->isa << " " << Name(type) << " k=" << len << " tile " << tw << "x" << ta;
+        }
+      }
+    }
+  }
+}
+
+// The generation path (tables that have one) is bit-identical to one-row dot tiles whatever the
+// number of rows per call: lengths with partial last steps, and one past its 64 prepared steps.
+TEST(CpuKernels, GemvEqualsDotTiles) {
+  for (const Kernels* k : Tables()) {
+    for (DType type : kWeightTypes) {
+      const GemvFn gemv = k->gemv[static_cast<size_t>(type)];
+      if (gemv == nullptr) continue;
+      for (int64_t len : {int64_t{32}, int64_t{224}, int64_t{2048}, int64_t{8320}}) {
+        const DotCase c = MakeCase(*k, type, len, 9, 1, 3);
+        const std::vector<float> want = RunTiles(*k, c, 1, 1);
+        for (int64_t rows : {1, 2, 4, 5, 9}) {
+          std::vector<float> got(static_cast<size_t>(c.n), -1.0f);
+          for (int64_t r = 0; r < c.n; r += rows) {
+            gemv(c.k, c.w.data() + r * c.w_stride, c.w_stride, std::min(rows, c.n - r), c.a.data(),
+                 got.data() + r);
+          }
+          EXPECT_EQ(0, std::memcmp(want.data(), got.data(), want.size() * sizeof(float)))
+              << k->isa << " " << Name(type) << " k=" << len << " rows per call " << rows;
         }
       }
     }

@@ -171,8 +171,14 @@ void MatMul(const Node& node, const OpContext& ctx) {
     const int64_t quads = (n + kTileRows - 1) / kTileRows;
     const int64_t chunk = std::clamp<int64_t>(quads / (8 * ctx.nth), 1, 32);
     auto* o = reinterpret_cast<float*>(o_base);
+    const GemvFn gemv = ctx.kernels->gemv[static_cast<size_t>(w.type)];
     ctx.ForEachOwnedChunk(quads, chunk, [&](int64_t q0, int64_t q1) {
       const int64_t r1 = std::min(n, q1 * kTileRows);
+      if (gemv != nullptr) {
+        const int64_t r0 = q0 * kTileRows;
+        gemv(k, w_base + r0 * w_stride, w_stride, r1 - r0, a_base, o + r0);
+        return;
+      }
       for (int64_t r = q0 * kTileRows; r < r1; r += tile_w) {
         const int nw = static_cast<int>(std::min<int64_t>(tile_w, r1 - r));
         dot(k, w_base + r * w_stride, w_stride, nw, a_base, a_stride, 1, o + r, o_stride_floats);
