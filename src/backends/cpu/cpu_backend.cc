@@ -65,7 +65,8 @@ ByteSpan SpanOf(const Tensor* t) {
 // thread goes straight on to the next) when none reads or writes bytes that another node of the
 // run writes, and at most one of them uses the shared scratch area, which every node reuses.
 // Llama-style layers have 3 such runs per 17 nodes (the Q/K/V and gate/up projections of one
-// normalized input, and independent cache stores).
+// normalized input, and independent cache stores). Measured on 2-core EPYC, 125M llama Q4_0 tg128
+// with 2 threads, 3 alternations: +0.1% to +2.4% (within noise); a barrier costs ~0.2 µs here.
 std::vector<uint8_t> BarriersAfter(std::span<const Node> nodes) {
   std::vector<uint8_t> barrier(nodes.size(), 1);
   std::vector<ByteSpan> reads, writes;  // of the current run of nodes without barriers
