@@ -300,7 +300,7 @@ struct KernelQ45_K {
   using Act = KAct;
   static constexpr int64_t kStep = 256;
   static constexpr int64_t kStepBytes = sizeof(WBlock);
-  static constexpr bool kPrefetch = false;
+  static constexpr bool kPrefetch = true;
   struct W {
     __m512i u[4];   // elements 64p .. 64p + 63
     __m512i sc[4];  // i16 scale per maddubs lane
@@ -360,7 +360,7 @@ struct KernelQ6_K {
   using Act = KAct;
   static constexpr int64_t kStep = 256;
   static constexpr int64_t kStepBytes = sizeof(BlockQ6_K);
-  static constexpr bool kPrefetch = false;
+  static constexpr bool kPrefetch = true;
   struct W {
     __m512i u[4];   // elements 64i .. 64i + 63
     __m512i sc[4];  // i16 scale per maddubs lane
@@ -437,7 +437,10 @@ void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
           // prefetch kPrefetchBytes ahead (into the following rows past this one's end; it
           // never faults) keeps enough lines in flight. 1b Q4_0 tg, 1 thread: 2 KB ahead 28,
           // 4 KB 32, 8 KB 35, 16-64 KB 38-39 t/s (22 without). K-quant tiles (a 256-block per
-          // step) already streamed near the bandwidth and measured slower with it.
+          // step) once measured slower with it, but on the current code 1b Q4_K_M tg, 1 thread
+          // (A/B alternated, 3 rounds, load ~4-5): 28-29 t/s without, 4 KB 31-32, 8 KB 33-34,
+          // 16 KB 34-36, 32 KB 34-35. Legacy q8_0 at 4/8 KB was slower than 16 KB (15.5, 18 vs
+          // 19 t/s), 32 KB the same.
           // Steps longer than a cache line (q4_0's 72 bytes) prefetch every line they pass.
           if constexpr (K::kPrefetch) {
             for (int64_t o = 0; o < K::kStepBytes; o += 64) {
