@@ -67,15 +67,16 @@ ByteSpan SpanOf(const Tensor* t) {
 // Llama-style layers have 3 such runs per 17 nodes (the Q/K/V and gate/up projections of one
 // normalized input, and independent cache stores). Measured on 2-core EPYC, 125M llama Q4_0 tg128
 // with 2 threads, 3 alternations: +0.1% to +2.4% (within noise); a barrier costs ~0.2 µs here.
-std::vector<uint8_t> BarriersAfter(std::span<const Node> nodes) {
+// uses_shared[i]: node i needs the shared scratch (ScratchFor).
+std::vector<uint8_t> BarriersAfter(std::span<const Node> nodes,
+                                   const std::vector<uint8_t>& uses_shared) {
   std::vector<uint8_t> barrier(nodes.size(), 1);
   std::vector<ByteSpan> reads, writes;  // of the current run of nodes without barriers
   bool run_uses_shared = false;
   for (size_t i = 0; i < nodes.size(); ++i) {
     const Node& node = nodes[i];
     const ByteSpan out = SpanOf(node.out);
-    const bool uses_shared = ScratchFor(node).shared_bytes > 0;
-    bool conflict = uses_shared && run_uses_shared;
+    bool conflict = uses_shared[i] && run_uses_shared;
     for (const ByteSpan& w : writes) conflict = conflict || w.Overlaps(out);
     for (const ByteSpan& r : reads) conflict = conflict || r.Overlaps(out);
     for (const Tensor* src : node.src) {
@@ -92,7 +93,7 @@ std::vector<uint8_t> BarriersAfter(std::span<const Node> nodes) {
     }
     writes.push_back(out);
     for (const Tensor* src : node.src) reads.push_back(SpanOf(src));
-    run_uses_shared = run_uses_shared || uses_shared;
+    run_uses_shared = run_uses_shared || uses_shared[i];
   }
   return barrier;
 }
@@ -205,10 +206,13 @@ class CpuBackend final : public Backend {
   void Compute(std::span<const Node> nodes) override {
     if (nodes.empty()) return;
     size_t shared_bytes = 0, thread_floats = 0;
-    for (const Node& node : nodes) {
+    std::vector<uint8_t> uses_shared(nodes.size());
+    for (size_t i = 0; i < nodes.size(); ++i) {
+      const Node& node = nodes[i];
       DZ_ASSERT(Supports(node));
       CheckIndices(node);
       const ScratchNeeds needs = ScratchFor(node);
+      uses_shared[i] = needs.shared_bytes > 0;
       shared_bytes = std::max(shared_bytes, needs.shared_bytes);
       thread_floats = std::max(thread_floats, needs.thread_floats);
     }
@@ -220,7 +224,7 @@ class CpuBackend final : public Backend {
     const size_t nth = static_cast<size_t>(pool_.size());
     counters_ = std::make_unique<std::atomic<int64_t>[]>(nodes.size());  // value-initialized: 0
     owned_ = std::make_unique<WorkCounter[]>(nodes.size() * nth);
-    const std::vector<uint8_t> barrier_after = BarriersAfter(nodes);
+    const std::vector<uint8_t> barrier_after = BarriersAfter(nodes, uses_shared);
 
     pool_.Run([&](int ith) {
       OpContext ctx;

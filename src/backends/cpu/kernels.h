@@ -93,8 +93,6 @@ struct Kernels {
   GemvFn gemv[kDTypeSlots] = {};  // by weight type; optional, M = 1 (else dot tiles)
 
   // Attention and cache primitives.
-  float (*dot_f32)(const float* a, const float* b, int64_t n) = nullptr;
-  float (*dot_f32_f16)(const float* a, const uint16_t* b, int64_t n) = nullptr;
   void (*axpy_f32)(float alpha, const float* x, float* y, int64_t n) = nullptr;  // y += alpha·x
   void (*axpy_f16)(float alpha, const uint16_t* x, float* y, int64_t n) = nullptr;
   void (*f32_to_f16)(const float* x, uint16_t* y, int64_t n) = nullptr;

@@ -482,33 +482,6 @@ void ConvertBF16Row(const float* x, void* dst, int64_t n) {
 
 // ---- attention and elementwise primitives -----------------------------------------------------
 
-float DotF32(const float* a, const float* b, int64_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-  }
-  for (; i + 8 <= n; i += 8)
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-  float sum = Hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
-float DotF32F16(const float* a, const uint16_t* b, int64_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LoadF16(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), LoadF16(b + i + 8), acc1);
-  }
-  for (; i + 8 <= n; i += 8) acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), LoadF16(b + i), acc0);
-  float sum = Hsum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) sum += a[i] * HalfToFloat(b[i]);
-  return sum;
-}
-
 void AxpyF32(float alpha, const float* x, float* y, int64_t n) {
   const __m256 av = _mm256_set1_ps(alpha);
   int64_t i = 0;
@@ -534,8 +507,9 @@ void ScaleF32(float alpha, float* y, int64_t n) {
   for (; i < n; ++i) y[i] *= alpha;
 }
 
-// e^x, Cephes-style: x = n·ln2 + r with |r| ≤ ln2/2, a degree-6 polynomial for e^r, and 2^n
-// built in the exponent bits. About 1 ulp on [-87, 88]; inputs are clamped to that range.
+// e^x, Cephes-style (also ExpSum's softmax numerators): x = n·ln2 + r with |r| ≤ ln2/2, a degree-6
+// polynomial for e^r, and 2^n built in the exponent bits. About 1 ulp on [-87, 88]; inputs are
+// clamped to that range.
 inline __m256 Exp(__m256 x) {
   x = _mm256_min_ps(_mm256_max_ps(x, _mm256_set1_ps(-87.0f)), _mm256_set1_ps(88.0f));
   const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
@@ -687,24 +661,6 @@ void WeightedRows(int64_t d, int64_t n, const float* s, size_t s_stride, const f
   }
 }
 
-// e^x for x in [−87, 0] (smaller x are clamped to −87: e^−87 ≈ 1.6e-38), within about 2 ulp:
-// x = n·ln2 + r with |r| ≤ ln2/2 (ln2 split in two parts so n·ln2 is exact), e^r by its degree-7
-// Taylor polynomial (truncation error below 2^-27 relative), times 2^n built in the exponent bits.
-inline __m256 ExpNonPositive(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693145751953125f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(1.428606765330187045e-06f), r);
-  __m256 p = _mm256_set1_ps(1.0f / 5040);
-  for (const float c : {1.0f / 720, 1.0f / 120, 1.0f / 24, 1.0f / 6, 0.5f, 1.0f, 1.0f}) {
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(c));
-  }
-  const __m256i bits =
-      _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(p, _mm256_castsi256_ps(bits));
-}
-
 float ExpSum(float* x, int64_t n, float max) {
   const __m256 hidden = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
   const __m256 m = _mm256_set1_ps(max);
@@ -713,7 +669,7 @@ float ExpSum(float* x, int64_t n, float max) {
   for (; i + 8 <= n; i += 8) {
     const __m256 v = _mm256_loadu_ps(x + i);
     const __m256 e =
-        _mm256_andnot_ps(_mm256_cmp_ps(v, hidden, _CMP_EQ_OQ), ExpNonPositive(_mm256_sub_ps(v, m)));
+        _mm256_andnot_ps(_mm256_cmp_ps(v, hidden, _CMP_EQ_OQ), Exp(_mm256_sub_ps(v, m)));
     _mm256_storeu_ps(x + i, e);
     sum = _mm256_add_ps(sum, e);
   }
@@ -723,7 +679,7 @@ float ExpSum(float* x, int64_t n, float max) {
       tail[j] = i + j < n ? x[i + j] : -std::numeric_limits<float>::infinity();
     const __m256 v = _mm256_load_ps(tail);
     const __m256 e =
-        _mm256_andnot_ps(_mm256_cmp_ps(v, hidden, _CMP_EQ_OQ), ExpNonPositive(_mm256_sub_ps(v, m)));
+        _mm256_andnot_ps(_mm256_cmp_ps(v, hidden, _CMP_EQ_OQ), Exp(_mm256_sub_ps(v, m)));
     _mm256_store_ps(tail, e);
     for (int64_t j = 0; i + j < n; ++j) x[i + j] = tail[j];
     sum = _mm256_add_ps(sum, e);
@@ -754,8 +710,6 @@ Kernels MakeAvx2() {
   k.to_activation[slot(DType::Q8_K)] = QuantizeQ8_KRow;
   k.to_activation[slot(DType::F16)] = ConvertF16Row;
   k.to_activation[slot(DType::BF16)] = ConvertBF16Row;
-  k.dot_f32 = DotF32;
-  k.dot_f32_f16 = DotF32F16;
   k.axpy_f32 = AxpyF32;
   k.axpy_f16 = AxpyF16;
   k.f32_to_f16 = ToF16Row;

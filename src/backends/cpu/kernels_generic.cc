@@ -226,14 +226,6 @@ void ConvertRow(const float* x, void* dst, int64_t n) {
   QuantizeRow(kType, x, dst, n);
 }
 
-float PlainDotF32(const float* a, const float* b, int64_t n) { return DotF32(a, b, n); }
-
-float PlainDotF32F16(const float* a, const uint16_t* b, int64_t n) {
-  float sum = 0.0f;
-  for (int64_t i = 0; i < n; ++i) sum += a[i] * F16ToF32(b[i]);
-  return sum;
-}
-
 void AxpyF32(float alpha, const float* x, float* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] += alpha * x[i];
 }
@@ -314,8 +306,6 @@ Kernels MakeGeneric() {
   k.to_activation[slot(DType::Q8_K)] = ConvertRow<DType::Q8_K>;
   k.to_activation[slot(DType::F16)] = ConvertRow<DType::F16>;
   k.to_activation[slot(DType::BF16)] = ConvertRow<DType::BF16>;
-  k.dot_f32 = PlainDotF32;
-  k.dot_f32_f16 = PlainDotF32F16;
   k.axpy_f32 = AxpyF32;
   k.axpy_f16 = AxpyF16;
   k.f32_to_f16 = F32ToF16Row;

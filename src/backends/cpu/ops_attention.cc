@@ -35,6 +35,13 @@ namespace {
 
 constexpr int64_t kRowsPerItem = 16;
 
+// Whether the token at `pos` of sequence `seq` sees cache cell c (core/graph.h: same sequence, not
+// in the future, inside the sliding window when there is one).
+inline bool Sees(const int32_t* cells, int64_t c, int32_t pos, int32_t seq, int32_t window) {
+  const int32_t cell_pos = cells[2 * c];
+  return cells[2 * c + 1] == seq && cell_pos <= pos && (window <= 0 || pos - cell_pos < window);
+}
+
 // The table's block kernel (kernels.h AttentionRows) takes f16 caches without softcap; it replaced
 // the per-cell loop below for 125M llama Q4_0 pp512 on 1 thread, where ATTENTION was 48% of the
 // time (376 of 787 ms per pass).
@@ -142,9 +149,7 @@ void Attention(const Node& node, const OpContext& ctx) {
         const int32_t pos = tokens[2 * (t0 + t)], seq = tokens[2 * (t0 + t) + 1];
         uint8_t* m = mask + t * c16;
         for (int64_t c = 0; c < c_count; ++c) {
-          const int32_t cell_pos = cells[2 * c];
-          const bool seen = cells[2 * c + 1] == seq && cell_pos <= pos &&
-                            (p.window <= 0 || pos - cell_pos < p.window);
+          const bool seen = Sees(cells, c, pos, seq, p.window);
           m[c] = seen ? 1 : 0;
           if (seen) nc = std::max(nc, c + 1);
         }
@@ -200,12 +205,9 @@ void Attention(const Node& node, const OpContext& ctx) {
     static_assert(kRowsPerItem <= 16);
     auto* vis = reinterpret_cast<uint16_t*>(visible);
     for (int64_t c = 0; c < c_count; ++c) {
-      const int32_t cell_pos = cells[2 * c], cell_seq = cells[2 * c + 1];
       uint16_t bits = 0;
       for (int64_t j = 0; j < nt; ++j) {
-        const int32_t pos = tokens[2 * (t0 + j)];
-        if (cell_seq == tokens[2 * (t0 + j) + 1] && cell_pos <= pos &&
-            !(p.window > 0 && pos - cell_pos >= p.window)) {
+        if (Sees(cells, c, tokens[2 * (t0 + j)], tokens[2 * (t0 + j) + 1], p.window)) {
           bits |= static_cast<uint16_t>(1u << j);
         }
       }
