@@ -16,7 +16,8 @@
 // message naming the device and what failed; a backend never aborts the process on bad input.
 //
 // Version history: 1 — initial op set (GET_ROWS, MATMUL, ADD, MUL, SCALE, RMS_NORM, ROPE, GLU,
-// ATTENTION, STORE_KV); WhyUnsupported; the plug-in entry points below.
+// ATTENTION, STORE_KV); WhyUnsupported; the plug-in entry points below. 2 — GLU's output may
+// share its gate input's storage (core/graph.h InPlaceSource): its kernel must be correct in place.
 #pragma once
 
 #include <cstdint>
@@ -29,7 +30,7 @@
 
 namespace dizuo {
 
-inline constexpr int kBackendApiVersion = 1;
+inline constexpr int kBackendApiVersion = 2;
 
 // What the planner and reports need to know about a device. Unknown figures are 0.
 struct DeviceInfo {
@@ -86,8 +87,9 @@ class Backend {
   }
   // Required. Computes `nodes` in order. Every node is supported and all of its tensors live in
   // this backend's buffers (or host memory, for host-memory backends). STORE_KV writes its cache in
-  // place; every other node writes only its `out`. May return before the work is done; Synchronize
-  // waits for it. Bad index inputs (ids, cells) throw dizuo::Error here or from Synchronize.
+  // place; every other node writes only its `out` (for GLU that may be its gate input's storage,
+  // core/graph.h). May return before the work is done; Synchronize waits for it. Bad index inputs
+  // (ids, cells) throw dizuo::Error here or from Synchronize.
   virtual void Compute(std::span<const Node> nodes) = 0;
   // Optional for backends whose Compute is synchronous. Waits for all submitted work.
   virtual void Synchronize() {}

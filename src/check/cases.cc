@@ -219,6 +219,8 @@ void AddProfile(CaseList& list, const Profile& p, CaseSet set) {
     list.Add(harness::BinarySpec(Op::kMul, p.n_embd, t, true), "norm-weight shape");
     AddMatMul(list, p.ffn_gate_up, p.n_embd, p.n_ff, t, set);
     list.Add(harness::GluSpec(p.n_ff, t, p.act));
+    // Models run GLU over its gate's storage (core/graph.h InPlaceSource).
+    list.Add(harness::GluSpec(p.n_ff, t, p.act, /*in_place=*/true), "in place over gate");
     AddMatMul(list, p.ffn_down, p.n_ff, p.n_embd, t, set);
     if (prompt) {
       // Logits of the last token only: rows selected before the output norm.
@@ -343,7 +345,10 @@ std::optional<OpSpec> SpecFromNode(const Node& node, int64_t vocab_rows, int64_t
       note = RopeNote(node.params.rope);
       break;
     case Op::kGlu:
-      spec = harness::GluSpec(s[0]->ne[0], s[0]->rows(), node.params.act);
+      // The planners run it over gate's storage (InPlaceSource), so grade it that way.
+      spec = harness::GluSpec(s[0]->ne[0], s[0]->rows(), node.params.act,
+                              InPlaceSource(node) != nullptr);
+      if (spec.in_place) note = "in place over gate";
       break;
     case Op::kAttention: {
       const int64_t tokens = s[0]->ne[2];

@@ -210,6 +210,7 @@ enum class Fault {
   kRopeWrongPairing,      // normal and neox pairs swapped
   kMatMulDropsLastBlock,  // the last 32 inner elements of every row ignored
   kGluNaN,                // one NaN in the output
+  kGluClearsOutputFirst,  // right with its own output, wrong when it is placed over gate
 };
 
 // The reference backend with one deliberately wrong kernel.
@@ -253,6 +254,9 @@ class FaultyBackend final : public Backend {
         std::copy_n(saved.begin() + r * tail, tail, x.host<float>(r) + k - tail);
       }
       return;
+    }
+    if (fault_ == Fault::kGluClearsOutputFirst && n.op == Op::kGlu) {
+      std::memset(n.out->data, 0, n.out->bytes());
     }
     inner_->Compute({&n, 1});
     if (fault_ == Fault::kGluNaN && n.op == Op::kGlu) *n.out->host<float>() = std::nanf("");
@@ -308,6 +312,21 @@ TEST(CheckCatchesWrongKernels, GluWritingNaN) {
       EXPECT_NE(c.message.find("NaN or Inf"), std::string::npos) << c.message;
     }
   }
+}
+
+// A kernel that is right out of place but wrong over its gate (core/graph.h InPlaceSource) fails
+// exactly the in-place cases, which models run.
+TEST(CheckCatchesWrongKernels, GluThatIsWrongInPlace) {
+  const Report r = CheckFaulty(Fault::kGluClearsOutputFirst);
+  EXPECT_FALSE(r.verdict.pass);
+  int in_place = 0;
+  for (const CaseResult& c : r.cases) {
+    const bool should_fail = c.c.spec.op == Op::kGlu && c.c.spec.in_place;
+    in_place += should_fail;
+    EXPECT_EQ(c.status, should_fail ? CaseStatus::kFail : CaseStatus::kPass)
+        << c.c.spec.Describe() << ": " << c.message;
+  }
+  EXPECT_GT(in_place, 0);
 }
 
 }  // namespace

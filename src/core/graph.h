@@ -21,7 +21,10 @@
 //   GLU        out = act(gate) · up, act ∈ {silu, gelu_tanh}. gelu_tanh is the GGUF engines' CPU
 //              definition (core/gelu.h): x rounded to f16, gelu_tanh of that (f32 formula)
 //              rounded to f16; 0 for x ≤ -10 and x for x ≥ 10. llama.cpp reads it from an f16
-//              table, so matching its logits needs the same roundings.
+//              table, so matching its logits needs the same roundings. `out` may share
+//              gate's storage (see InPlaceSource): out[i] depends only on gate[i] and up[i], so a
+//              kernel that reads an index's inputs before it writes that index's output is
+//              correct in place (no `restrict` on gate and out).
 //   ATTENTION  q[D,Hq,T]; k, v caches [D,Hkv,C] (f16 or f32); tokens[2,T] = (pos, seq) per token;
 //              cells[2,C] = (pos, seq) per cache cell (seq -1: empty). Query head h reads kv head
 //              h / (Hq/Hkv). Token t sees cell c iff seq equal, cell pos ≤ token pos, and (window
@@ -99,6 +102,13 @@ struct Node {
   std::array<Tensor*, kMaxSrc> src{};  // unused slots are nullptr
   OpParams params;
 };
+
+// The source whose storage the node's output may take over (the arena planners do so when no
+// later node reads the source and both live on the same backend), or nullptr. Today: GLU's gate,
+// when it is a contiguous base tensor (not a view) of out's type and shape. In a prompt batch the
+// FFN's gate, up and GLU outputs are the largest activations (llama 1b, 512 tokens: 16 MB each),
+// so this removes one of them from the peak.
+Tensor* InPlaceSource(const Node& node);
 
 // Builds a graph. Every builder checks shapes and types and throws dizuo::Error on a mismatch
 // (models are assembled from file metadata, so a bad file shows up here with a clear message).

@@ -80,10 +80,27 @@ uint64_t PackSlots(std::span<ArenaSlot> slots, int64_t end) {
     if (slots[s].last < end) ends[slots[s].last].push_back(s);
   }
   FreeList arena;
+  std::vector<uint64_t> held(slots.size(), 0);  // bytes a slot returns when it ends
+  std::vector<bool> handed_on(slots.size(), false);
   for (int64_t step = 0; step <= end; ++step) {  // step i + 1 is node i; step 0 is the start
-    for (size_t s : starts[step]) slots[s].offset = arena.Take(slots[s].bytes);
+    for (size_t s : starts[step]) {
+      ArenaSlot& slot = slots[s];
+      if (slot.takes_over < 0) {
+        slot.offset = arena.Take(slot.bytes);
+        held[s] = slot.bytes;
+        continue;
+      }
+      const auto from = static_cast<size_t>(slot.takes_over);
+      DZ_ASSERT(from < slots.size() && from != s && slots[from].last == slot.first &&
+                slots[from].first < slot.first && held[from] >= slot.bytes && !handed_on[from]);
+      slot.offset = slots[from].offset;
+      held[s] = held[from];
+      handed_on[from] = true;
+    }
     if (step == 0) continue;
-    for (size_t s : ends[step - 1]) arena.Give(slots[s].offset, slots[s].bytes);
+    for (size_t s : ends[step - 1]) {
+      if (!handed_on[s]) arena.Give(slots[s].offset, held[s]);
+    }
   }
   return arena.high_water();
 }
@@ -139,6 +156,17 @@ ArenaPlan PlanArena(Graph& graph) {
     }
   }
 
+  // Outputs written in place over a source no later node reads.
+  for (int64_t i = 0; i < end; ++i) {
+    Tensor* src = InPlaceSource(nodes[i]);
+    if (src == nullptr || nodes[i].out->view_of != nullptr) continue;
+    const int64_t from = slot_of(src);
+    const int64_t to = slot_of(nodes[i].out);
+    if (from < 0 || to < 0 || !produced[from] || pinned[from]) continue;
+    ArenaSlot& heir = plan.slots[to];
+    const ArenaSlot& source = plan.slots[from];
+    if (source.last == i && heir.first == i && source.bytes >= heir.bytes) heir.takes_over = from;
+  }
   plan.bytes = PackSlots(plan.slots, end);
   return plan;
 }

@@ -4,8 +4,9 @@
 // outputs get a slot in one arena; views take their base's storage plus their offset. Tensors
 // that already have storage (weights, KV caches, tensors of an earlier Allocate) are left alone.
 // An intermediate's memory is reused once its last reader has run (liveness over node order,
-// first-fit, 64-byte aligned slots); graph inputs and outputs are never reused, so inputs can be
-// uploaded before Compute and outputs downloaded after it.
+// first-fit, 64-byte aligned slots); a node that may write over a source (core/graph.h
+// InPlaceSource) gets that source's slot when no later node reads it. Graph inputs and outputs are
+// never reused, so inputs can be uploaded before Compute and outputs downloaded after it.
 #pragma once
 
 #include <cstdint>
@@ -29,6 +30,10 @@ struct ArenaSlot {
   uint64_t bytes = 0;
   int64_t first = 0;
   int64_t last = 0;
+  // Index (in the same list) of a slot whose bytes this one takes over when it starts, or -1:
+  // that slot's last node is this one's first (the node writes in place over a source it reads
+  // last, core/graph.h InPlaceSource) and it is at least as large.
+  int64_t takes_over = -1;
 };
 
 struct ArenaPlan {
@@ -37,8 +42,9 @@ struct ArenaPlan {
 };
 
 // Gives every slot an offset such that slots whose live intervals [first, last] overlap never
-// share bytes (first-fit in node order, memory returned after a slot's last node). `end` is the
-// node count; `first` is in [-1, end) and `last` in [first, end]. Returns the arena size.
+// share bytes (first-fit in node order, memory returned after a slot's last node), except that a
+// slot with `takes_over` starts at that slot's offset. `end` is the node count; `first` is in
+// [-1, end) and `last` in [first, end]. Returns the arena size.
 uint64_t PackSlots(std::span<ArenaSlot> slots, int64_t end);
 
 // Plans the arena for `graph` without touching any tensor.

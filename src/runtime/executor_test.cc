@@ -113,19 +113,29 @@ std::map<Tensor*, std::pair<int64_t, int64_t>> Lifetimes(Graph& g) {
   return live;
 }
 
+// Slots live at the same time never share bytes, except a node's output written in place over a
+// source whose last reader it is (ArenaSlot::takes_over, core/graph.h InPlaceSource).
 TEST(ExecutorTest, LiveTensorsNeverOverlap) {
+  int in_place = 0;
   for (uint32_t seed = 1; seed <= 50; ++seed) {
     RandomGraph rg(seed);
     const ArenaPlan plan = PlanArena(rg.graph);
     auto live = Lifetimes(rg.graph);
     ASSERT_EQ(plan.slots.size(), live.size()) << "seed " << seed;
+    auto index = [&](const ArenaSlot& s) { return static_cast<int64_t>(&s - plan.slots.data()); };
     for (const ArenaSlot& a : plan.slots) {
+      if (a.takes_over >= 0) {
+        ++in_place;
+        const ArenaSlot& from = plan.slots[static_cast<size_t>(a.takes_over)];
+        EXPECT_EQ(a.offset, from.offset);
+        EXPECT_EQ(live[a.tensor].first, live[from.tensor].second) << "seed " << seed;
+      }
       ASSERT_TRUE(live.count(a.tensor));
       EXPECT_EQ(a.offset % kArenaAlignment, 0u);
       EXPECT_GE(a.bytes, a.tensor->bytes());
       EXPECT_LE(a.offset + a.bytes, plan.bytes);
       for (const ArenaSlot& b : plan.slots) {
-        if (&a == &b) continue;
+        if (&a == &b || a.takes_over == index(b) || b.takes_over == index(a)) continue;
         const auto [a0, a1] = live[a.tensor];
         const auto [b0, b1] = live[b.tensor];
         const bool overlap_in_time = a0 <= b1 && b0 <= a1;
@@ -137,6 +147,101 @@ TEST(ExecutorTest, LiveTensorsNeverOverlap) {
       }
     }
   }
+  EXPECT_GT(in_place, 0) << "no random graph wrote a GLU in place";
+}
+
+// The FFN of a prompt batch: gate and up are live together; GLU writes over gate (read by no later
+// node), so the arena holds three [n_ff, T] tensors at its peak instead of four.
+TEST(ExecutorTest, GluWritesOverItsGateWhenNothingReadsItLater) {
+  for (bool gate_read_later : {false, true}) {
+    Graph g;
+    Tensor w_gate = MakeTensor(DType::F32, {64, 256}, "w_gate");
+    Tensor w_up = MakeTensor(DType::F32, {64, 256}, "w_up");
+    Tensor w_down = MakeTensor(DType::F32, {256, 64}, "w_down");
+    std::vector<float> wg(64 * 256), wu(64 * 256), wd(256 * 64);
+    for (size_t i = 0; i < wg.size(); ++i) {
+      wg[i] = std::sin(0.1f * i) * 0.1f;
+      wu[i] = std::cos(0.3f * i) * 0.1f;
+      wd[i] = std::sin(0.7f * i) * 0.1f;
+    }
+    w_gate.data = wg.data();
+    w_up.data = wu.data();
+    w_down.data = wd.data();
+    Tensor* x = g.NewInput(DType::F32, {64, 8}, "x");
+    Tensor* gate = g.MatMul(x, &w_gate);
+    Tensor* up = g.MatMul(x, &w_up);
+    Tensor* act = g.Glu(gate, up, Activation::kSilu);
+    Tensor* out = g.MatMul(act, &w_down);
+    if (gate_read_later) out = g.Add(out, g.MatMul(gate, &w_down));
+    g.MarkOutput(out);
+    const ArenaPlan plan = PlanArena(g);
+    const ArenaSlot* glu_slot = nullptr;
+    for (const ArenaSlot& s : plan.slots) {
+      if (s.tensor == act) glu_slot = &s;
+    }
+    ASSERT_NE(glu_slot, nullptr);
+    EXPECT_EQ(glu_slot->takes_over >= 0, !gate_read_later);
+
+    // The results equal those of a graph whose tensors all have their own memory.
+    auto backend = CreateReferenceBackend({});
+    Executor executor(*backend);
+    executor.Allocate(g);
+    EXPECT_EQ(act->data == gate->data, !gate_read_later);
+    std::vector<float> in(64 * 8);
+    for (size_t i = 0; i < in.size(); ++i) in[i] = std::cos(0.05f * i);
+    backend->Upload(*x, in.data(), 0, in.size() * sizeof(float));
+    executor.Compute(g);
+    std::vector<float> got(out->elements());
+    backend->Download(*out, got.data(), 0, out->bytes());
+
+    std::vector<float> expect(out->elements());
+    {
+      std::vector<float> xg(256 * 8), xu(256 * 8), h(256 * 8);
+      for (int t = 0; t < 8; ++t) {
+        for (int n = 0; n < 256; ++n) {
+          double sg = 0, su = 0;
+          for (int k = 0; k < 64; ++k) {
+            sg += double{in[t * 64 + k]} * wg[n * 64 + k];
+            su += double{in[t * 64 + k]} * wu[n * 64 + k];
+          }
+          xg[t * 256 + n] = static_cast<float>(sg);
+          xu[t * 256 + n] = static_cast<float>(su);
+          h[t * 256 + n] = static_cast<float>(sg / (1.0 + std::exp(-sg)) * su);
+        }
+        for (int e = 0; e < 64; ++e) {
+          double s = 0, s2 = 0;
+          for (int n = 0; n < 256; ++n) {
+            s += double{h[t * 256 + n]} * wd[e * 256 + n];
+            s2 += double{xg[t * 256 + n]} * wd[e * 256 + n];
+          }
+          expect[t * 64 + e] = static_cast<float>(gate_read_later ? s + s2 : s);
+        }
+      }
+    }
+    for (size_t i = 0; i < got.size(); ++i) {
+      ASSERT_NEAR(got[i], expect[i], 1e-4f)
+          << "element " << i << " gate read later " << gate_read_later;
+    }
+  }
+}
+
+TEST(ExecutorTest, PackSlotsHandsASlotsBytesToItsHeir) {
+  // a [0, 2] is read last by node 2, whose output b [2, 4] takes its bytes over; c [1, 3] is live
+  // beside them and gets other bytes; d [4, 5] is live with b at node 4, so it gets fresh bytes
+  // (starting in c's, free since node 3); e [5, 6] gets a's and b's bytes back.
+  std::vector<ArenaSlot> slots = {{nullptr, 0, 256, 0, 2},
+                                  {nullptr, 0, 256, 2, 4},
+                                  {nullptr, 0, 128, 1, 3},
+                                  {nullptr, 0, 256, 4, 5},
+                                  {nullptr, 0, 256, 5, 6}};
+  slots[1].takes_over = 0;
+  const uint64_t bytes = PackSlots(slots, 6);
+  EXPECT_EQ(slots[1].offset, slots[0].offset);
+  EXPECT_NE(slots[2].offset, slots[0].offset);
+  EXPECT_NE(slots[3].offset, slots[1].offset);
+  EXPECT_EQ(slots[4].offset, slots[1].offset);
+  EXPECT_EQ(slots[3].offset, slots[2].offset);
+  EXPECT_EQ(bytes, 512u);
 }
 
 TEST(ExecutorTest, ReuseGivesSameResultsAsPrivateStorage) {

@@ -257,6 +257,35 @@ class Scheduler::Planner {
     }
   }
 
+  // A node that may write over its source (core/graph.h InPlaceSource) gets the source's slot when
+  // no later node reads the source, the node runs where both tensors live, and the source is not
+  // a graph input or output. `slots`: each backend's graph tensors, before the mirrors.
+  void TakeOverInPlaceSources(std::vector<std::vector<ArenaSlot>>& slots) const {
+    std::unordered_map<const Tensor*, std::pair<int, size_t>> where;
+    for (size_t b = 0; b < slots.size(); ++b) {
+      for (size_t s = 0; s < slots[b].size(); ++s) {
+        where.emplace(slots[b][s].tensor, std::pair{static_cast<int>(b), s});
+      }
+    }
+    for (int64_t i = 0; i < end(); ++i) {
+      const Tensor* src = InPlaceSource(nodes_[i]);
+      const Tensor* out = nodes_[i].out;
+      if (src == nullptr || out->view_of != nullptr) continue;
+      auto from = where.find(src);
+      auto to = where.find(out);
+      if (from == where.end() || to == where.end()) continue;
+      const int b = placement_[static_cast<size_t>(i)];
+      if (from->second.first != b || to->second.first != b) continue;
+      std::vector<ArenaSlot>& list = slots[static_cast<size_t>(b)];
+      const ArenaSlot& source = list[from->second.second];
+      ArenaSlot& heir = list[to->second.second];
+      if (source.first >= 0 && source.first < i && source.last == i && heir.first == i &&
+          source.bytes >= heir.bytes) {
+        heir.takes_over = static_cast<int64_t>(from->second.second);
+      }
+    }
+  }
+
   void AssignStorage() {
     const int n_backends = static_cast<int>(s_.backends_.size());
     std::vector<std::vector<ArenaSlot>> slots(static_cast<size_t>(n_backends));
@@ -274,6 +303,7 @@ class Scheduler::Planner {
       slots[static_cast<size_t>(it->second)].push_back(
           {&t, 0, AlignUp(std::max<uint64_t>(t.bytes(), 1)), first, last});
     }
+    TakeOverInPlaceSources(slots);
     for (const Key& key : mirror_order_) {
       const Mirror& m = mirrors_.at(key);
       slots[static_cast<size_t>(key.b)].push_back(

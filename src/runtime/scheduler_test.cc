@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <set>
 
@@ -197,6 +198,44 @@ TEST(SchedulerTest, WeightsAreUploadedOnceAndHostBackendsShareMemory) {
   EXPECT_EQ(host->profile().copy_bytes, 0u);
   EXPECT_EQ(host->profile().weight_upload_bytes, 0u);
   EXPECT_GT(host->profile().fallback_nodes, 0);
+}
+
+// GLU writes over its gate (core/graph.h InPlaceSource) when it runs on the backend that holds
+// both; when it falls back to the CPU while gate lives on the device, each keeps its own bytes.
+// The results are the same either way.
+TEST(SchedulerTest, GluWritesInPlaceOnlyWhereGateAndOutputLive) {
+  std::vector<float> wg(32 * 128), wu(32 * 128), wd(128 * 32), in(32 * 4);
+  for (size_t i = 0; i < wg.size(); ++i) {
+    wg[i] = std::sin(0.1f * i) * 0.2f;
+    wu[i] = std::cos(0.3f * i) * 0.2f;
+    wd[i] = std::sin(0.7f * i) * 0.2f;
+  }
+  for (size_t i = 0; i < in.size(); ++i) in[i] = std::cos(0.05f * i);
+  std::vector<std::vector<float>> results;
+  for (bool glu_on_device : {true, false}) {
+    PartialDevice device("dev", glu_on_device ? kAllOps : AllBut({Op::kGlu}), false);
+    Scheduler scheduler(device, [] { return CreateReferenceBackend({}); });
+    Tensor w_gate = MakeTensor(DType::F32, {32, 128}, "w_gate");
+    Tensor w_up = MakeTensor(DType::F32, {32, 128}, "w_up");
+    Tensor w_down = MakeTensor(DType::F32, {128, 32}, "w_down");
+    w_gate.data = wg.data();
+    w_up.data = wu.data();
+    w_down.data = wd.data();
+    Graph g;
+    Tensor* x = g.NewInput(DType::F32, {32, 4}, "x");
+    Tensor* gate = g.MatMul(x, &w_gate);
+    Tensor* act = g.Glu(gate, g.MatMul(x, &w_up), Activation::kSilu);
+    Tensor* out = g.MatMul(act, &w_down);
+    g.MarkOutput(out);
+    scheduler.Allocate(g);
+    const bool shared = act->buffer == gate->buffer && act->offset == gate->offset;
+    EXPECT_EQ(shared, glu_on_device);
+    Scheduler::Upload(*x, in.data(), in.size() * sizeof(float));
+    scheduler.Compute(g);
+    results.emplace_back(out->elements());
+    Scheduler::Download(*out, results.back().data(), out->bytes());
+  }
+  EXPECT_EQ(results[0], results[1]);
 }
 
 TEST(SchedulerTest, SelectedCpuRunsEverythingWithoutFallback) {

@@ -129,6 +129,7 @@ TEST_F(CpuVsReference, ElementwiseOps) {
   for (Activation act : {Activation::kSilu, Activation::kGeluTanh}) {
     Check(harness::GluSpec(172, 7, act), kFloatNmse);
     Check(harness::GluSpec(2048, 3, act), kFloatNmse);
+    Check(harness::GluSpec(2048, 3, act, /*in_place=*/true), kFloatNmse);
   }
 }
 

@@ -247,6 +247,7 @@ TEST_F(CudaVsReference, ElementwiseOps) {
   Check(harness::GluSpec(172, 7, Activation::kSilu), kFloatNmse);       // stories260K
   Check(harness::GluSpec(2048, 3, Activation::kGeluTanh), kFloatNmse);  // Gemma 3
   Check(harness::GluSpec(8192, 2, Activation::kSilu), kFloatNmse);      // llama 1b
+  Check(harness::GluSpec(8192, 2, Activation::kSilu, /*in_place=*/true), kFloatNmse);
 }
 
 TEST_F(CudaVsReference, RmsNorm) {

@@ -116,6 +116,7 @@ std::string OpSpec::Describe() const {
     t.ne = operand->ne;
     s += fmt::format(" {}{}", Name(operand->type), ShapeString(t));
   }
+  if (in_place) s += " in place";
   return s;
 }
 
@@ -194,6 +195,15 @@ OpRun RunOp(Backend& backend, const OpSpec& spec, const Operands& operands) {
 
   Executor executor(backend);
   executor.Allocate(g);
+  if (spec.in_place) {
+    // Graph inputs are never overwritten by the planner; place the output over src[0] by hand.
+    Tensor* over = InPlaceSource(g.nodes().back());
+    if (over == nullptr)
+      Fail("{}: this node has no source it may be computed over", spec.Describe());
+    out->buffer = over->buffer;
+    out->offset = over->offset;
+    out->data = over->data;
+  }
   for (size_t i = 0; i < operands.size(); ++i) {
     if (operands[i])
       backend.Upload(*in[i], operands[i]->bytes.data(), 0, operands[i]->bytes.size());
@@ -279,10 +289,11 @@ OpSpec RopeSpec(int64_t head_dim, int64_t heads, int64_t tokens, const RopeParam
   return spec;
 }
 
-OpSpec GluSpec(int64_t width, int64_t rows, Activation act) {
+OpSpec GluSpec(int64_t width, int64_t rows, Activation act, bool in_place) {
   OpSpec spec;
   spec.op = Op::kGlu;
   spec.params.act = act;
+  spec.in_place = in_place;
   spec.src = {F32({width, rows, 1, 1}, 4.0f), F32({width, rows, 1, 1})};
   return spec;
 }

@@ -43,8 +43,11 @@ struct OpSpec {
   OpParams params;
   std::vector<std::optional<OperandSpec>> src;
   uint64_t seed = 1;
+  // The output placed over src[0]'s storage, as the arena planners do for a node with an in-place
+  // source (core/graph.h InPlaceSource: GLU's gate).
+  bool in_place = false;
 
-  std::string Describe() const;  // "MATMUL q4_K [256, 4] x [256, 8]"
+  std::string Describe() const;  // "MATMUL q4_K [256, 4] x [256, 8]", " in place" appended
 };
 
 using Operands = std::vector<std::optional<HostTensor>>;
@@ -73,7 +76,7 @@ OpSpec ScaleSpec(int64_t width, int64_t rows, float scale);
 OpSpec RmsNormSpec(int64_t width, int64_t rows, bool with_weight, float eps);
 OpSpec RopeSpec(int64_t head_dim, int64_t heads, int64_t tokens, const RopeParams& params,
                 bool with_freq_factors);
-OpSpec GluSpec(int64_t width, int64_t rows, Activation act);
+OpSpec GluSpec(int64_t width, int64_t rows, Activation act, bool in_place = false);
 // Cells hold `sequences` interleaved sequences (cell c: seq c % sequences, pos c / sequences),
 // one cell is empty when there is room, and the tokens are the last `tokens` cells.
 OpSpec AttentionSpec(int64_t head_dim, int64_t q_heads, int64_t kv_heads, int64_t tokens,
