@@ -21,22 +21,30 @@
 // about as much as 4-8 activation rows of FMAs, hence the 256-row groups and kF16GemmMinRows.
 //
 // Measured on the 2-core EPYC Zen 5 while it ran at about half its usual speed (another tenant;
-// the old kernel's 1b pp512 dropped from ~106 to 44-50 tokens/s, so these are ratios, not
-// absolute numbers), alternating with the previous kernel, medians:
-//   llama 1b f16 pp512, 1 thread, 3 rounds: 50.2 vs 46.7 tokens/s (+7%); 5 more rounds: 48.7 vs
-//   48.0; 2 threads, 3 rounds: 97.8 vs 89.4 (+9%).
+// the old kernel's 1b pp512 gave 44-53 tokens/s with 1 thread instead of ~106, so these are
+// ratios, not absolute numbers), alternating with the previous kernel (medians of all rounds):
+//   llama 1b f16 pp512, 1 thread, 11 rounds: 49.7 vs 48.0 tokens/s (+3.5%; per set of rounds
+//   +7%, +1.5%, +3.5%); 2 threads, 12 rounds: 99.9 vs 102.1 (-2%; per set +9%, 0%, -3%, +2%).
+//   125m f16 pp512, 3 rounds: 1 thread 442 vs 393 (+12%), 2 threads 847 vs 788 (+7.5%).
 //   cpu_kernels_bench MATMUL K = 2048, M = 512, 1 thread: N = 2048 89-96 vs 77-82 GFLOP/s (that
 //   matrix is under 16 MB, so it now also gets the 256-row groups); N = 8192 87-103 vs 86-99.
-// Measured and not kept (same conditions, kernels bench): K-blocks of 128 / 256 / 512 elements
-// (80-86 / 86-94 / 96-98 GFLOP/s against 95-103 without blocking; the activation streams from L3
-// restart too often); software prefetch of the activation quads 512-4096 bytes ahead (within the
-// noise); chunks of 64 rows (two panels per item, so each activation tile serves 64 weight rows:
-// 49.2 vs 48.7 tokens/s, within the noise, and 2 MB of scratch per thread at K = 8192).
+// So the gain is clear where the activations stay in cache (125m, K = 768) and small or none on
+// 1b, where every chunk streams its group's packed activations (2 MB at K = 2048, 8 MB at K =
+// 8192) from L3, both threads at once; a BLIS-style K-block order that keeps an activation block
+// in L2 across chunks is the next thing to try.
+// Measured and not kept (same conditions): K-blocks of 128 / 256 / 512 elements (kernels bench
+// as above, N = 8192: 80-86 / 86-94 / 96-98 GFLOP/s against 95-103 without blocking; presumably
+// the activation streams from L3 restart too often); software prefetch of the activation quads
+// 512-4096 bytes ahead (within the noise); chunks of 64 rows (two panels per item, so each
+// activation tile serves 64 weight rows: 1b 1 thread 49.2 vs 48.7 tokens/s, 2 threads 99.8 vs
+// 100.3, within the noise, and 2 MB of scratch per thread at K = 8192); groups of 128 activation
+// rows (1b, 2 threads: 94.7 vs 100.9).
 //
 // The previous kernel, for reference: dot-product form along K, 4 weight rows × 6 activation rows,
 // each 16-element step converting 4 weight vectors with vcvtph2ps for 24 FMAs: 226-236 GFLOP/s on
 // a standalone sweep (87-91% of the 260 GFLOP/s zmm FMA peak per core), the whole MATMUL 175-205;
-// with f32 weights that tile was ~10% faster, which is what the repacking buys.
+// with f32 weights that tile was ~10% faster, the gain the repacking aimed at.
+
 // GCC 12's AVX-512 intrinsics trip -Wuninitialized (GCC bug 105593; see kernels_avx512.cc).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
