@@ -49,8 +49,18 @@ struct GemmFns {
   void (*gemm)(int64_t k, const void* w, size_t w_stride, int nw, const void* packed, int na,
                float* out, size_t out_stride) = nullptr;
   // The most weight rows one gemm call takes (MATMUL hands it up to this many of a work item's
-  // rows at once; a multiple of kTileRows that divides the work item's 32).
+  // rows at once; a multiple of kTileRows that divides the work item's 32). With pack_weights: the
+  // weight rows of a work item.
   int rows = kTileRows;
+  // Optional weight repacking. When set, MATMUL converts each work item's weight rows (nw ≤
+  // `rows`) once with `pack_weights` into its thread's scratch (`weight_pack_bytes(k)` bytes) and
+  // hands that area to `gemm` as w (w_stride 0) together with all the item's activation rows (a
+  // group of up to 256), so the conversion is paid once per weight chunk and activation group,
+  // not in the inner loop. MATMUL takes this path only for batches of at least `min_rows`
+  // activation rows (below, the dot tiles).
+  size_t (*weight_pack_bytes)(int64_t k) = nullptr;
+  void (*pack_weights)(int64_t k, const void* w, size_t w_stride, int nw, void* dst) = nullptr;
+  int min_rows = 0;
 };
 
 // ATTENTION (core/graph.h) with f16 K and V caches and no softcap, for the query rows of

@@ -9,22 +9,42 @@
 // Each step also prefetches the cache line kDotPrefetchBytes ahead (see there): llama 1b f16
 // generation with 1 thread went from ~14.0 to ~16.4 tokens/s (median of alternated runs).
 //
-// Prompt batches (GemmFns): activation rows are packed as f32 (the f16-rounded values, converted
-// once), so only the weights need vcvtph2ps inside the loop. A register tile of 4 weight rows × 6
-// activation rows keeps 24 zmm accumulators in dot-product form along K; every step loads 4
-// converted weight vectors and 6 activation vectors for 24 FMAs, and the accumulators are summed
-// horizontally at the end, four at a time (Reduce4). A call takes a whole work item (32 weight
-// rows × up to 32 activation rows) and runs each activation tile against all 8 weight quads.
-// On an EPYC Zen 5 (zmm FMA peak 260 GFLOP/s per core, measured with an asm loop) a standalone
-// sweep of such calls runs at 226-236 GFLOP/s for K = 768 … 5632 (87-91% of peak), the whole
-// MATMUL at 175-205 GFLOP/s (activations converted and packed, weights from L3). Measured and
-// not kept: converting the weight rows to f32 once per call (with 4 rows per call: 20% slower at
-// K ≥ 2048, they no longer fit L1 beside the activation tile), K-blocking with the accumulators
-// spilled between blocks of 512 or 1024 (3-8% slower); with f32 weights (no vcvtph2ps) the tile
-// is ~10% faster.
+// Prompt batches (GemmFns with weight repacking): the weights are converted to f32 once per work
+// item instead of inside the loop. MATMUL gives a thread one chunk of 32 weight rows with a group
+// of up to 256 activation rows; F16PackWeights converts the chunk into the thread's scratch as a
+// K-major panel (panel[32·i + r], 256 KB at K = 2048, 1 MB at K = 8192), and F16Pack stores the
+// activation rows once per MATMUL as f32 quads interleaved along K (quad[4·i + c]). The
+// micro-tile is an outer product, 32 weight rows (2 zmm) × 12 activation rows = 24 accumulators:
+// per element 2 panel loads and 12 broadcasts for 24 FMAs, no vcvtph2ps and no horizontal sums
+// (each accumulator lane is one output, summed in element order from 0, so results do not depend
+// on the tiling or the thread split). Converting a chunk (vcvtph2ps + a 16 × 16 transpose) costs
+// about as much as 4-8 activation rows of FMAs, hence the 256-row groups and kF16GemmMinRows.
 //
-// Each output's accumulators see the same operations in the same order whatever the tile shape,
-// so results do not depend on the tiling or the thread split.
+// Measured on the 2-core EPYC Zen 5 while it ran at about half its usual speed (another tenant;
+// the old kernel's 1b pp512 gave 44-53 tokens/s with 1 thread instead of ~106, so these are
+// ratios, not absolute numbers), alternating with the previous kernel (medians of all rounds):
+//   llama 1b f16 pp512, 1 thread, 11 rounds: 49.7 vs 48.0 tokens/s (+3.5%; per set of rounds
+//   +7%, +1.5%, +3.5%); 2 threads, 12 rounds: 99.9 vs 102.1 (-2%; per set +9%, 0%, -3%, +2%).
+//   125m f16 pp512, 3 rounds: 1 thread 442 vs 393 (+12%), 2 threads 847 vs 788 (+7.5%).
+//   cpu_kernels_bench MATMUL K = 2048, M = 512, 1 thread: N = 2048 89-96 vs 77-82 GFLOP/s (that
+//   matrix is under 16 MB, so it now also gets the 256-row groups); N = 8192 87-103 vs 86-99.
+// So the gain is clear where the activations stay in cache (125m, K = 768) and small or none on
+// 1b, where every chunk streams its group's packed activations (2 MB at K = 2048, 8 MB at K =
+// 8192) from L3, both threads at once; a BLIS-style K-block order that keeps an activation block
+// in L2 across chunks is the next thing to try.
+// Measured and not kept (same conditions): K-blocks of 128 / 256 / 512 elements (kernels bench
+// as above, N = 8192: 80-86 / 86-94 / 96-98 GFLOP/s against 95-103 without blocking; presumably
+// the activation streams from L3 restart too often); software prefetch of the activation quads
+// 512-4096 bytes ahead (within the noise); chunks of 64 rows (two panels per item, so each
+// activation tile serves 64 weight rows: 1b 1 thread 49.2 vs 48.7 tokens/s, 2 threads 99.8 vs
+// 100.3, within the noise, and 2 MB of scratch per thread at K = 8192); groups of 128 activation
+// rows (1b, 2 threads: 94.7 vs 100.9).
+//
+// The previous kernel, for reference: dot-product form along K, 4 weight rows × 6 activation rows,
+// each 16-element step converting 4 weight vectors with vcvtph2ps for 24 FMAs: 226-236 GFLOP/s on
+// a standalone sweep (87-91% of the 260 GFLOP/s zmm FMA peak per core), the whole MATMUL 175-205;
+// with f32 weights that tile was ~10% faster, the gain the repacking aimed at.
+
 // GCC 12's AVX-512 intrinsics trip -Wuninitialized (GCC bug 105593; see kernels_avx512.cc).
 #pragma GCC diagnostic ignored "-Wuninitialized"
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -128,149 +148,222 @@ void DotF16(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t a
   }
 }
 
-// ---- prompt GEMM
-// ---------------------------------------------------------------------------------
+// ---- prompt GEMM ------------------------------------------------------------------------------
 
-// Packed activation rows: f32, padded with zeros to a multiple of 16 elements; a quad is 4 such
-// rows one after another, so activation row c of consecutive quads starts at c · PaddedK(k).
-inline int64_t PaddedK(int64_t k) { return (k + 15) / 16 * 16; }
+// Packed activation quads: 4 rows interleaved along K as f32 (the f16-rounded values, converted
+// once), quad[4·i + c] = row c, element i; missing rows are zeros. A micro-tile broadcasts one
+// element of each of its activation rows per step, so every row is one sequential stream.
+size_t F16PackBytes(int64_t k) { return static_cast<size_t>(4 * k) * sizeof(float); }
 
-size_t F16PackBytes(int64_t k) { return static_cast<size_t>(4 * PaddedK(k)) * sizeof(float); }
+// In place: v[j] block b becomes v[b] block j (a 4 × 4 transpose of 128-bit blocks).
+inline void TransposeBlocks(__m512& v0, __m512& v1, __m512& v2, __m512& v3) {
+  const __m512 c0 = _mm512_shuffle_f32x4(v0, v1, 0x88);  // v0.b0 v0.b2 v1.b0 v1.b2
+  const __m512 c1 = _mm512_shuffle_f32x4(v0, v1, 0xDD);  // v0.b1 v0.b3 v1.b1 v1.b3
+  const __m512 c2 = _mm512_shuffle_f32x4(v2, v3, 0x88);
+  const __m512 c3 = _mm512_shuffle_f32x4(v2, v3, 0xDD);
+  v0 = _mm512_shuffle_f32x4(c0, c2, 0x88);
+  v1 = _mm512_shuffle_f32x4(c1, c3, 0x88);
+  v2 = _mm512_shuffle_f32x4(c0, c2, 0xDD);
+  v3 = _mm512_shuffle_f32x4(c1, c3, 0xDD);
+}
+
+// r0..r3 (16 elements of 4 rows) → 4 vectors of 4 elements × 4 rows, element-major: out j holds
+// elements 4j .. 4j + 3, each as [row 0, row 1, row 2, row 3].
+inline void Interleave4(__m512& r0, __m512& r1, __m512& r2, __m512& r3) {
+  const __m512 a0 = _mm512_unpacklo_ps(r0, r1), a1 = _mm512_unpackhi_ps(r0, r1);
+  const __m512 a2 = _mm512_unpacklo_ps(r2, r3), a3 = _mm512_unpackhi_ps(r2, r3);
+  // Block b of b_e: rows 0..3 of element 4b + e.
+  r0 = _mm512_shuffle_ps(a0, a2, 0x44);
+  r1 = _mm512_shuffle_ps(a0, a2, 0xEE);
+  r2 = _mm512_shuffle_ps(a1, a3, 0x44);
+  r3 = _mm512_shuffle_ps(a1, a3, 0xEE);
+  TransposeBlocks(r0, r1, r2, r3);
+}
 
 void F16Pack(int64_t k, const void* a, size_t as, int na, void* dst) {
-  const int64_t kp = PaddedK(k);
   auto* d = static_cast<float*>(dst);
-  for (int c = 0; c < 4; ++c, d += kp) {
-    if (c >= na) {
-      std::memset(d, 0, static_cast<size_t>(kp) * sizeof(float));
-      continue;
+  const uint16_t* row[4];
+  for (int c = 0; c < 4; ++c) {
+    row[c] = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(a) + c * as);
+  }
+  for (int64_t i = 0; i < k; i += 16) {
+    const int64_t t = std::min<int64_t>(16, k - i);
+    __m512 v[4];
+    for (int c = 0; c < 4; ++c) {
+      v[c] = c >= na ? _mm512_setzero_ps()
+                     : (t == 16 ? LoadHalves(row[c] + i) : LoadHalvesMasked(row[c] + i, t));
     }
-    const auto* row = reinterpret_cast<const uint16_t*>(static_cast<const uint8_t*>(a) + c * as);
-    int64_t i = 0;
-    for (; i + 16 <= k; i += 16) _mm512_storeu_ps(d + i, LoadHalves(row + i));
-    if (i < k) _mm512_storeu_ps(d + i, LoadHalvesMasked(row + i, k - i));
-  }
-}
-
-// The horizontal sums of v0..v3 (lanes 0..3), each by the same tree whatever the other vectors
-// are: 4 outputs for about a third of the instructions of four _mm512_reduce_add_ps.
-inline __m128 Reduce4(__m512 v0, __m512 v1, __m512 v2, __m512 v3) {
-  // Per 128-bit block: [v0 e0+e2, v1 e0+e2, v0 e1+e3, v1 e1+e3] (and the same for v2, v3).
-  const __m512 a = _mm512_add_ps(_mm512_unpacklo_ps(v0, v1), _mm512_unpackhi_ps(v0, v1));
-  const __m512 b = _mm512_add_ps(_mm512_unpacklo_ps(v2, v3), _mm512_unpackhi_ps(v2, v3));
-  // Per block: [v0, v1, v2, v3] each (e0+e2) + (e1+e3).
-  const __m512 c = _mm512_add_ps(_mm512_shuffle_ps(a, b, 0x44), _mm512_shuffle_ps(a, b, 0xEE));
-  // The four blocks: (b0 + b2) + (b1 + b3).
-  const __m256 hi = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(c), 1));
-  const __m256 h = _mm256_add_ps(_mm512_castps512_ps256(c), hi);
-  return _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
-}
-
-// out[c · os + r] for NW weight rows × NA packed activation rows (a: the first one): one
-// accumulator per output, 16 elements per step; the weight tail (k not a multiple of 16) is
-// loaded masked, the activation padding is zero.
-template <int NW, int NA>
-void GemmTile(int64_t k, const uint8_t* w, size_t ws, const float* a, int64_t kp, float* out,
-              size_t os) {
-  __m512 acc[NW][NA];
-  for (int r = 0; r < NW; ++r) {
-    for (int c = 0; c < NA; ++c) acc[r][c] = _mm512_setzero_ps();
-  }
-  const uint16_t* wr[NW];
-  for (int r = 0; r < NW; ++r) wr[r] = reinterpret_cast<const uint16_t*>(w + r * ws);
-  auto step = [&](int64_t i, const __m512* wv) {
-    for (int c = 0; c < NA; ++c) {
-      const __m512 av = _mm512_loadu_ps(a + c * kp + i);
-      for (int r = 0; r < NW; ++r) acc[r][c] = _mm512_fmadd_ps(wv[r], av, acc[r][c]);
+    Interleave4(v[0], v[1], v[2], v[3]);
+    for (int j = 0; j < 4 && 4 * j < t; ++j) {
+      const int64_t n = std::min<int64_t>(4, t - 4 * j) * 4;
+      _mm512_mask_storeu_ps(d + 4 * (i + 4 * j), static_cast<__mmask16>((1u << n) - 1), v[j]);
     }
-  };
-  int64_t i = 0;
-  for (; i + 16 <= k; i += 16) {
-    __m512 wv[NW];
-    for (int r = 0; r < NW; ++r) wv[r] = LoadHalves(wr[r] + i);
-    step(i, wv);
-  }
-  if (i < k) {
-    __m512 wv[NW];
-    for (int r = 0; r < NW; ++r) wv[r] = LoadHalvesMasked(wr[r] + i, k - i);
-    step(i, wv);
-  }
-  for (int c = 0; c < NA; ++c) {
-    const __m512 z = _mm512_setzero_ps();
-    const __m128 sums =
-        Reduce4(acc[0][c], NW > 1 ? acc[1][c] : z, NW > 2 ? acc[2][c] : z, NW > 3 ? acc[3][c] : z);
-    _mm_mask_storeu_ps(out + c * os, static_cast<__mmask8>((1u << NW) - 1), sums);
   }
 }
 
-// Weight rows per call: a whole MATMUL work item (32 rows), so each activation tile is reused by
-// 8 weight quads while it sits in L1. Standalone sweep of 32 × 32 rows, 1 thread, CPU time: 4 rows
-// per call 197/198/189 GFLOP/s at K = 768/2048/3072, 32 rows per call 213/226/225.
+// Weight rows of a micro-tile's panel (two zmm of 16 rows), and per work item (chunk; a multiple
+// of the panel: 64 measured no faster, see the top of the file).
+constexpr int kF16PanelRows = 32;
 constexpr int kF16GemmRows = 32;
 
-// NW weight rows × the NA activation rows at a (one tile).
-template <int NA>
-void GemmTileRows(int64_t k, const uint8_t* w, size_t ws, int nw, const float* a, int64_t kp,
-                  float* out, size_t os) {
-  switch (nw) {
-    case 1:
-      return GemmTile<1, NA>(k, w, ws, a, kp, out, os);
-    case 2:
-      return GemmTile<2, NA>(k, w, ws, a, kp, out, os);
-    case 3:
-      return GemmTile<3, NA>(k, w, ws, a, kp, out, os);
-    default:
-      return GemmTile<4, NA>(k, w, ws, a, kp, out, os);
+// Packed weight chunk: panels of 32 rows one after another, each f32 and K-major,
+// panel[32·i + r] = row r, element i (rows ≥ nw are zeros; panels with no row are not written).
+size_t F16WeightPackBytes(int64_t k) {
+  return static_cast<size_t>(kF16GemmRows * k) * sizeof(float);
+}
+
+// 16 rows of 16 elements → 16 vectors of one element each over the 16 rows (in place).
+inline void Transpose16(__m512 v[16]) {
+  __m512 a[16];
+  for (int i = 0; i < 8; ++i) {
+    a[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
+    a[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
+  }
+  // Block b of v[4g + e]: rows 4g .. 4g + 3 of element 4b + e.
+  for (int g = 0; g < 4; ++g) {
+    v[4 * g] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0x44);
+    v[4 * g + 1] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0xEE);
+    v[4 * g + 2] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0x44);
+    v[4 * g + 3] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0xEE);
+  }
+  for (int e = 0; e < 4; ++e) {
+    __m512 w0 = v[e], w1 = v[4 + e], w2 = v[8 + e], w3 = v[12 + e];
+    TransposeBlocks(w0, w1, w2, w3);  // w_b: element 4b + e of all 16 rows
+    a[e] = w0;
+    a[4 + e] = w1;
+    a[8 + e] = w2;
+    a[12 + e] = w3;
+  }
+  for (int i = 0; i < 16; ++i) v[i] = a[i];
+}
+
+void F16PackWeights(int64_t k, const void* w, size_t ws, int nw, void* dst) {
+  for (int p = 0; kF16PanelRows * p < nw; ++p) {
+    auto* d = static_cast<float*>(dst) + p * kF16PanelRows * k;
+    const auto* wb = static_cast<const uint8_t*>(w) + p * kF16PanelRows * ws;
+    const int rows = std::min(kF16PanelRows, nw - kF16PanelRows * p);
+    for (int64_t i = 0; i < k; i += 16) {
+      const int64_t t = std::min<int64_t>(16, k - i);
+      for (int g = 0; g < kF16PanelRows / 16; ++g) {
+        __m512 v[16];
+        for (int r = 0; r < 16; ++r) {
+          const auto* row = reinterpret_cast<const uint16_t*>(wb + (16 * g + r) * ws);
+          v[r] = 16 * g + r >= rows
+                     ? _mm512_setzero_ps()
+                     : (t == 16 ? LoadHalves(row + i) : LoadHalvesMasked(row + i, t));
+        }
+        Transpose16(v);
+        for (int j = 0; j < t; ++j) _mm512_storeu_ps(d + kF16PanelRows * (i + j) + 16 * g, v[j]);
+      }
+    }
   }
 }
 
-// Activation tiles outside, weight quads inside: the tile's activation rows stay in L1 while the
-// call's weight rows (up to kF16GemmRows) stream past them from L2.
-void F16Gemm(int64_t k, const void* w, size_t ws, int nw, const void* packed, int na, float* out,
-             size_t os) {
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* a = static_cast<const float*>(packed);
-  const int64_t kp = PaddedK(k);
-  for (int c = 0; c < na;) {
-    // Tiles of 6 activation rows; a remainder of 2 after at least one 6 becomes 4 + 4.
-    const int left = na - c;
-    const int take = left == 8 ? 4 : std::min(left, 6);
-    const float* ac = a + c * kp;
-    for (int r = 0; r < nw; r += 4) {
-      const int rows = std::min(4, nw - r);
-      const uint8_t* wr = wb + r * ws;
-      float* o = out + c * os + r;
-      switch (take) {
-        case 1:
-          GemmTileRows<1>(k, wr, ws, rows, ac, kp, o, os);
-          break;
-        case 2:
-          GemmTileRows<2>(k, wr, ws, rows, ac, kp, o, os);
-          break;
-        case 3:
-          GemmTileRows<3>(k, wr, ws, rows, ac, kp, o, os);
-          break;
-        case 4:
-          GemmTileRows<4>(k, wr, ws, rows, ac, kp, o, os);
-          break;
-        case 5:
-          GemmTileRows<5>(k, wr, ws, rows, ac, kp, o, os);
-          break;
-        default:
-          GemmTileRows<6>(k, wr, ws, rows, ac, kp, o, os);
-          break;
-      }
+// K-block of the GEMM: every micro-tile runs over elements [k0, k0 + kF16GemmKBlock) before the
+// next block, its accumulators stored to out and reloaded (exactly) between blocks, so the
+// chunk's block (256 KB) stays in L2 while the activation group (up to 256 rows) streams past.
+// Smaller blocks measured slower (see the top of the file); at K ≤ 2048 this is no blocking, at
+// K = 8192 (ffn_down) it keeps the block in L2 (not measured separately).
+constexpr int64_t kF16GemmKBlock = 2048;
+
+// Micro-tile: the chunk's 32 weight rows (2 zmm) × NA activation rows (the quads from a), 2 · NA
+// accumulators; per element i, 2 loads and NA broadcasts for 2 · NA FMAs. Each output is one
+// accumulator lane that sees out's previous value (continue) or 0, then one FMA per element in
+// element order.
+template <int NA>
+void GemmMicroTile(int64_t k0, int64_t k1, bool cont, const float* w, const float* a, size_t quad,
+                   int nw, float* out, size_t os) {
+  const auto m0 = static_cast<__mmask16>(nw >= 16 ? 0xFFFFu : (1u << nw) - 1);
+  const auto m1 = static_cast<__mmask16>(nw >= 32 ? 0xFFFFu : nw > 16 ? (1u << (nw - 16)) - 1 : 0);
+  __m512 acc[NA][2];
+  for (int c = 0; c < NA; ++c) {
+    acc[c][0] = cont ? _mm512_maskz_loadu_ps(m0, out + c * os) : _mm512_setzero_ps();
+    acc[c][1] = cont ? _mm512_maskz_loadu_ps(m1, out + c * os + 16) : _mm512_setzero_ps();
+  }
+  const float* q[(NA + 3) / 4];
+  for (int j = 0; j < (NA + 3) / 4; ++j) q[j] = a + j * quad;
+  for (int64_t i = k0; i < k1; ++i) {
+    const __m512 w0 = _mm512_loadu_ps(w + kF16PanelRows * i);
+    const __m512 w1 = _mm512_loadu_ps(w + kF16PanelRows * i + 16);
+    for (int c = 0; c < NA; ++c) {
+      const __m512 b = _mm512_set1_ps(q[c / 4][4 * i + c % 4]);
+      acc[c][0] = _mm512_fmadd_ps(w0, b, acc[c][0]);
+      acc[c][1] = _mm512_fmadd_ps(w1, b, acc[c][1]);
     }
-    c += take;
+  }
+  for (int c = 0; c < NA; ++c) {
+    _mm512_mask_storeu_ps(out + c * os, m0, acc[c][0]);
+    _mm512_mask_storeu_ps(out + c * os + 16, m1, acc[c][1]);
   }
 }
+
+// Activation rows per micro-tile: 2 × 12 accumulators fill 24 of the 32 zmm registers.
+constexpr int kF16TileRows = 12;
+
+// A micro-tile of na ≤ kF16TileRows activation rows.
+void MicroTile(int na, int64_t k0, int64_t k1, bool cont, const float* w, const float* a,
+               size_t quad, int nw, float* out, size_t os) {
+  switch (na) {
+    case 1:
+      return GemmMicroTile<1>(k0, k1, cont, w, a, quad, nw, out, os);
+    case 2:
+      return GemmMicroTile<2>(k0, k1, cont, w, a, quad, nw, out, os);
+    case 3:
+      return GemmMicroTile<3>(k0, k1, cont, w, a, quad, nw, out, os);
+    case 4:
+      return GemmMicroTile<4>(k0, k1, cont, w, a, quad, nw, out, os);
+    case 5:
+      return GemmMicroTile<5>(k0, k1, cont, w, a, quad, nw, out, os);
+    case 6:
+      return GemmMicroTile<6>(k0, k1, cont, w, a, quad, nw, out, os);
+    case 7:
+      return GemmMicroTile<7>(k0, k1, cont, w, a, quad, nw, out, os);
+    case 8:
+      return GemmMicroTile<8>(k0, k1, cont, w, a, quad, nw, out, os);
+    case 9:
+      return GemmMicroTile<9>(k0, k1, cont, w, a, quad, nw, out, os);
+    case 10:
+      return GemmMicroTile<10>(k0, k1, cont, w, a, quad, nw, out, os);
+    case 11:
+      return GemmMicroTile<11>(k0, k1, cont, w, a, quad, nw, out, os);
+    default:
+      return GemmMicroTile<12>(k0, k1, cont, w, a, quad, nw, out, os);
+  }
+}
+
+// GemmFns::gemm on a packed weight chunk (F16PackWeights): K-blocks outside, then micro-tiles of
+// up to 12 activation rows (3 quads), each against the chunk's panels in turn (so the second
+// panel finds the tile's activations in L1/L2).
+void F16Gemm(int64_t k, const void* w, size_t /*ws*/, int nw, const void* packed, int na,
+             float* out, size_t os) {
+  const auto* wp = static_cast<const float*>(w);
+  const auto* a = static_cast<const float*>(packed);
+  const size_t quad = static_cast<size_t>(4 * k);
+  for (int64_t k0 = 0; k0 < k; k0 += kF16GemmKBlock) {
+    const int64_t k1 = std::min(k, k0 + kF16GemmKBlock);
+    for (int c = 0; c < na; c += kF16TileRows) {
+      for (int p = 0; kF16PanelRows * p < nw; ++p) {
+        MicroTile(std::min(kF16TileRows, na - c), k0, k1, k0 > 0, wp + p * kF16PanelRows * k,
+                  a + (c / 4) * quad, quad, std::min(kF16PanelRows, nw - kF16PanelRows * p),
+                  out + c * os + kF16PanelRows * p, os);
+      }
+    }
+  }
+}
+
+// Smallest batch for the packed path: converting a 32-row chunk costs about as much as 4-8
+// activation rows of FMAs (an estimate from the instruction counts, not measured), so smaller
+// batches keep the dot tiles.
+constexpr int kF16GemmMinRows = 16;
 
 }  // namespace
 
 // Installs the f16-weight entries into the AVX-512 table (called by MakeAvx512()).
 void AddAvx512F16Kernels(Kernels* k) {
   k->dot[static_cast<size_t>(DType::F16)] = DotF16;
-  k->gemm[static_cast<size_t>(DType::F16)] = {F16PackBytes, F16Pack, F16Gemm, kF16GemmRows};
+  k->gemm[static_cast<size_t>(DType::F16)] = {
+      F16PackBytes,       F16Pack,        F16Gemm,        kF16GemmRows,
+      F16WeightPackBytes, F16PackWeights, kF16GemmMinRows};
 }
 
 }  // namespace dizuo::cpu

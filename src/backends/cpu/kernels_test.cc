@@ -172,10 +172,18 @@ std::vector<float> RunGemm(const GemmFns& g, const DotCase& c, int tw, int ta) {
            static_cast<int>(std::min<int64_t>(4, c.m - 4 * q)), packed.data() + q * quad);
   }
   std::vector<float> out(static_cast<size_t>(c.n * c.m), -1.0f);
+  std::vector<uint8_t> wpack(g.pack_weights != nullptr ? g.weight_pack_bytes(c.k) : 0, 0xFF);
   for (int64_t col = 0; col < c.m; col += ta) {
     for (int64_t r = 0; r < c.n; r += tw) {
-      g.gemm(c.k, c.w.data() + r * c.w_stride, c.w_stride,
-             static_cast<int>(std::min<int64_t>(tw, c.n - r)), packed.data() + (col / 4) * quad,
+      const int nw = static_cast<int>(std::min<int64_t>(tw, c.n - r));
+      const void* w = c.w.data() + r * c.w_stride;
+      size_t ws = c.w_stride;
+      if (g.pack_weights != nullptr) {
+        g.pack_weights(c.k, w, ws, nw, wpack.data());
+        w = wpack.data();
+        ws = 0;
+      }
+      g.gemm(c.k, w, ws, nw, packed.data() + (col / 4) * quad,
              static_cast<int>(std::min<int64_t>(ta, c.m - col)), out.data() + col * c.n + r,
              static_cast<size_t>(c.n));
     }
@@ -233,6 +241,44 @@ TEST(CpuKernels, PromptGemmShapeDoesNotChangeResults) {
         const std::vector<float> got = RunGemm(g, c, tw, ta);
         EXPECT_EQ(0, std::memcmp(one.data(), got.data(), one.size() * sizeof(float)))
             << k->isa << " " << Name(type) << " calls of " << tw << "x" << ta;
+      }
+    }
+  }
+}
+
+// Tables that repack weights per chunk (GemmFns::pack_weights): weight counts below, at and
+// between 16 and 32 per call, lengths that are odd, below 16, not a multiple of 16 and over
+// several of the kernel's K-blocks, activation counts that leave partial quads and partial
+// micro-tiles; against the reference, and bit for bit across call shapes.
+TEST(CpuKernels, PromptGemmPackedWeights) {
+  struct Shape {
+    int64_t k, n, m;
+  };
+  for (const Kernels* k : Tables()) {
+    for (DType type : kWeightTypes) {
+      const GemmFns& g = k->gemm[static_cast<size_t>(type)];
+      if (g.pack_weights == nullptr) continue;
+      for (const Shape s :
+           {Shape{1, 45, 5}, Shape{17, 33, 13}, Shape{83, 45, 37}, Shape{2100, 70, 29}}) {
+        const DotCase c = MakeCase(*k, type, s.k, s.n, s.m, 17);
+        const std::vector<float> got = RunGemm(g, c, g.rows, 1024);
+        double err = 0, ref = 0;
+        for (int64_t r = 0; r < c.n; ++r) {
+          for (int64_t col = 0; col < c.m; ++col) {
+            const double want = reference::DotRow(type, c.w.data() + r * c.w_stride,
+                                                  c.a.data() + col * c.a_stride, c.k);
+            const double diff = got[col * c.n + r] - want;
+            err += diff * diff;
+            ref += want * want;
+          }
+        }
+        EXPECT_LT(err / ref, 1e-11) << k->isa << " " << Name(type) << " k=" << s.k;
+        for (auto [tw, ta] :
+             {std::pair{1, 4}, {16, 8}, {17, 12}, {g.rows, 24}, {g.rows, 16}, {5, 1024}}) {
+          const std::vector<float> shaped = RunGemm(g, c, tw, ta);
+          EXPECT_EQ(0, std::memcmp(got.data(), shaped.data(), got.size() * sizeof(float)))
+              << k->isa << " " << Name(type) << " k=" << s.k << " calls of " << tw << "x" << ta;
+        }
       }
     }
   }

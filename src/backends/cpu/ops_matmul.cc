@@ -64,7 +64,9 @@ constexpr int64_t kGemmMinRows = 4;
 // weight type; nullptr: dot tiles.
 const GemmFns* PromptGemm(const Kernels& kernels, const Node& node) {
   const GemmFns& g = kernels.gemm[static_cast<size_t>(node.src[1]->type)];
-  return g.gemm != nullptr && node.src[0]->rows() >= kGemmMinRows ? &g : nullptr;
+  return g.gemm != nullptr && node.src[0]->rows() >= std::max<int64_t>(kGemmMinRows, g.min_rows)
+             ? &g
+             : nullptr;
 }
 
 uint64_t PackedBytes(const GemmFns& g, const Node& node) {
@@ -80,8 +82,13 @@ ScratchNeeds MatMulScratch(const Node& node) {
   } else if (NeedsConversion(node)) {
     needs.shared_bytes = ActivationRowBytes(node) * static_cast<uint64_t>(node.src[0]->rows());
   }
-  if (const GemmFns* g = PromptGemm(SelectKernels(), node))
+  if (const GemmFns* g = PromptGemm(SelectKernels(), node)) {
     needs.shared_bytes += PackedBytes(*g, node);
+    if (g->pack_weights != nullptr) {
+      needs.thread_floats =
+          (g->weight_pack_bytes(node.src[0]->ne[0]) + sizeof(float) - 1) / sizeof(float);
+    }
+  }
   return needs;
 }
 
@@ -152,6 +159,29 @@ void MatMul(const Node& node, const OpContext& ctx) {
     ctx.Barrier();
     const int64_t chunk = kWeightChunk;
     const int64_t n_chunks = (n + chunk - 1) / chunk;
+    if (gemm->pack_weights != nullptr) {
+      // Repacked weights (kernels.h): a work item is one chunk of gemm->rows weight rows × one
+      // group of kGemmActivationGroup activation blocks (256 rows), for every matrix size, so a
+      // chunk is converted once per group into the thread's scratch; groups outer, chunks inner
+      // (the threads share a group's packed activations in L3). See kernels_avx512_f16.cc.
+      const int64_t group_rows = kGemmActivationGroup * kGemmActivationBlock;
+      const int64_t n_groups = (m + group_rows - 1) / group_rows;
+      const int64_t wchunk = gemm->rows;
+      const int64_t n_wchunks = (n + wchunk - 1) / wchunk;
+      for (int64_t item = ctx.counter->fetch_add(1, std::memory_order_relaxed);
+           item < n_groups * n_wchunks;
+           item = ctx.counter->fetch_add(1, std::memory_order_relaxed)) {
+        const int64_t r0 = (item % n_wchunks) * wchunk;
+        const int nw = static_cast<int>(std::min(n, r0 + wchunk) - r0);
+        const int64_t c0 = (item / n_wchunks) * group_rows;
+        const int na = static_cast<int>(std::min(m, c0 + group_rows) - c0);
+        gemm->pack_weights(k, w_base + r0 * w_stride, w_stride, nw, ctx.thread_scratch);
+        float* o = reinterpret_cast<float*>(o_base) + c0 * o_stride_floats + r0;
+        gemm->gemm(k, ctx.thread_scratch, 0, nw, packed + (c0 / 4) * quad_bytes, na, o,
+                   o_stride_floats);
+      }
+      return;
+    }
     const int64_t n_ablocks = (m + kGemmActivationBlock - 1) / kGemmActivationBlock;
     const int64_t items = n_chunks * n_ablocks;
     // Items in order: groups of kGemmActivationGroup activation blocks (outer), weight chunks,
