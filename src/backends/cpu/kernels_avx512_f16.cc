@@ -20,9 +20,10 @@
 // on the tiling or the thread split). Converting a chunk (vcvtph2ps + a 16 × 16 transpose) costs
 // about as much as 4-8 activation rows of FMAs, hence the 256-row groups and kF16GemmMinRows.
 //
-// Measured on the 2-core EPYC Zen 5 while it ran at about half its usual speed (another tenant;
-// the old kernel's 1b pp512 gave 44-53 tokens/s with 1 thread instead of ~106, so these are
-// ratios, not absolute numbers), alternating with the previous kernel (medians of all rounds):
+// Measured on a 2-core EPYC Zen 4 (family 25 model 17: zmm FMAs run on 256-bit units, peak 115
+// GFLOP/s per core measured with 12 independent FMA chains, half the Zen 5 figure below, so the
+// old kernel's 1b pp512 gave 44-53 tokens/s with 1 thread instead of ~106 on Zen 5), alternating
+// with the previous kernel (medians of all rounds):
 //   llama 1b f16 pp512, 1 thread, 11 rounds: 49.7 vs 48.0 tokens/s (+3.5%; per set of rounds
 //   +7%, +1.5%, +3.5%); 2 threads, 12 rounds: 99.9 vs 102.1 (-2%; per set +9%, 0%, -3%, +2%).
 //   125m f16 pp512, 3 rounds: 1 thread 442 vs 393 (+12%), 2 threads 847 vs 788 (+7.5%).
