@@ -1,5 +1,9 @@
 #include "backends/cpu/cpu_features.h"
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
+
 #include <fstream>
 #include <string>
 
@@ -27,6 +31,13 @@ CpuFeatures Detect() {
   f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
              __builtin_cpu_supports("avx512vl");
   f.avx512_vnni = f.avx512 && __builtin_cpu_supports("avx512vnni");
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (f.avx512 && __get_cpuid(0, &eax, &ebx, &ecx, &edx) && ebx == 0x68747541u /* "Auth" */ &&
+      __get_cpuid(1, &eax, &ebx, &ecx, &edx)) {
+    const unsigned base = (eax >> 8) & 0xf;
+    const unsigned family = base == 0xf ? base + ((eax >> 20) & 0xff) : base;
+    f.avx512_on_256bit_units = family == 0x19;  // Zen 4 (Zen 3, also 0x19, has no AVX-512)
+  }
 #endif
   f.model = ReadModelName();
   return f;
