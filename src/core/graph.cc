@@ -206,15 +206,8 @@ Tensor* InPlaceSource(const Node& node) {
   Tensor* gate = node.src[0];
   const Tensor& out = *node.out;
   if (gate == nullptr || gate->view_of != nullptr || gate->type != out.type || gate->ne != out.ne ||
-      gate->nb != out.nb) {
+      gate->nb != out.nb || !out.contiguous()) {
     return nullptr;
-  }
-  if (out.nb[0] != static_cast<uint64_t>(Traits(out.type).type_size) ||
-      out.nb[1] != out.row_bytes()) {
-    return nullptr;
-  }
-  for (int d = 2; d < kMaxDims; ++d) {
-    if (out.nb[d] != out.nb[d - 1] * static_cast<uint64_t>(out.ne[d - 1])) return nullptr;
   }
   return gate;
 }

@@ -52,8 +52,10 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
+#include <utility>
 
 #include "backends/cpu/kernels.h"
 
@@ -168,16 +170,20 @@ inline void TransposeBlocks(__m512& v0, __m512& v1, __m512& v2, __m512& v3) {
   v3 = _mm512_shuffle_f32x4(c1, c3, 0xDD);
 }
 
-// r0..r3 (16 elements of 4 rows) → 4 vectors of 4 elements × 4 rows, element-major: out j holds
-// elements 4j .. 4j + 3, each as [row 0, row 1, row 2, row 3].
-inline void Interleave4(__m512& r0, __m512& r1, __m512& r2, __m512& r3) {
+// r0..r3 (16 elements of 4 rows), in place: block b of r_e becomes rows 0..3 of element 4b + e.
+inline void InterleaveInBlocks(__m512& r0, __m512& r1, __m512& r2, __m512& r3) {
   const __m512 a0 = _mm512_unpacklo_ps(r0, r1), a1 = _mm512_unpackhi_ps(r0, r1);
   const __m512 a2 = _mm512_unpacklo_ps(r2, r3), a3 = _mm512_unpackhi_ps(r2, r3);
-  // Block b of b_e: rows 0..3 of element 4b + e.
   r0 = _mm512_shuffle_ps(a0, a2, 0x44);
   r1 = _mm512_shuffle_ps(a0, a2, 0xEE);
   r2 = _mm512_shuffle_ps(a1, a3, 0x44);
   r3 = _mm512_shuffle_ps(a1, a3, 0xEE);
+}
+
+// r0..r3 (16 elements of 4 rows) → 4 vectors of 4 elements × 4 rows, element-major: out j holds
+// elements 4j .. 4j + 3, each as [row 0, row 1, row 2, row 3].
+inline void Interleave4(__m512& r0, __m512& r1, __m512& r2, __m512& r3) {
+  InterleaveInBlocks(r0, r1, r2, r3);
   TransposeBlocks(r0, r1, r2, r3);
 }
 
@@ -202,31 +208,21 @@ void F16Pack(int64_t k, const void* a, size_t as, int na, void* dst) {
   }
 }
 
-// Weight rows of a micro-tile's panel (two zmm of 16 rows), and per work item (chunk; a multiple
-// of the panel: 64 measured no faster, see the top of the file).
-constexpr int kF16PanelRows = 32;
+// Weight rows per work item (chunk), packed as one panel that a micro-tile covers with two zmm of
+// 16 rows (chunks of 64 rows measured no faster, see the top of the file).
 constexpr int kF16GemmRows = 32;
 
-// Packed weight chunk: panels of 32 rows one after another, each f32 and K-major,
-// panel[32·i + r] = row r, element i (rows ≥ nw are zeros; panels with no row are not written).
+// Packed weight chunk: f32, K-major, panel[32·i + r] = row r, element i (rows ≥ nw are zeros).
 size_t F16WeightPackBytes(int64_t k) {
   return static_cast<size_t>(kF16GemmRows * k) * sizeof(float);
 }
 
 // 16 rows of 16 elements → 16 vectors of one element each over the 16 rows (in place).
 inline void Transpose16(__m512 v[16]) {
-  __m512 a[16];
-  for (int i = 0; i < 8; ++i) {
-    a[2 * i] = _mm512_unpacklo_ps(v[2 * i], v[2 * i + 1]);
-    a[2 * i + 1] = _mm512_unpackhi_ps(v[2 * i], v[2 * i + 1]);
-  }
   // Block b of v[4g + e]: rows 4g .. 4g + 3 of element 4b + e.
-  for (int g = 0; g < 4; ++g) {
-    v[4 * g] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0x44);
-    v[4 * g + 1] = _mm512_shuffle_ps(a[4 * g], a[4 * g + 2], 0xEE);
-    v[4 * g + 2] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0x44);
-    v[4 * g + 3] = _mm512_shuffle_ps(a[4 * g + 1], a[4 * g + 3], 0xEE);
-  }
+  for (int g = 0; g < 4; ++g)
+    InterleaveInBlocks(v[4 * g], v[4 * g + 1], v[4 * g + 2], v[4 * g + 3]);
+  __m512 a[16];
   for (int e = 0; e < 4; ++e) {
     __m512 w0 = v[e], w1 = v[4 + e], w2 = v[8 + e], w3 = v[12 + e];
     TransposeBlocks(w0, w1, w2, w3);  // w_b: element 4b + e of all 16 rows
@@ -239,23 +235,19 @@ inline void Transpose16(__m512 v[16]) {
 }
 
 void F16PackWeights(int64_t k, const void* w, size_t ws, int nw, void* dst) {
-  for (int p = 0; kF16PanelRows * p < nw; ++p) {
-    auto* d = static_cast<float*>(dst) + p * kF16PanelRows * k;
-    const auto* wb = static_cast<const uint8_t*>(w) + p * kF16PanelRows * ws;
-    const int rows = std::min(kF16PanelRows, nw - kF16PanelRows * p);
-    for (int64_t i = 0; i < k; i += 16) {
-      const int64_t t = std::min<int64_t>(16, k - i);
-      for (int g = 0; g < kF16PanelRows / 16; ++g) {
-        __m512 v[16];
-        for (int r = 0; r < 16; ++r) {
-          const auto* row = reinterpret_cast<const uint16_t*>(wb + (16 * g + r) * ws);
-          v[r] = 16 * g + r >= rows
-                     ? _mm512_setzero_ps()
-                     : (t == 16 ? LoadHalves(row + i) : LoadHalvesMasked(row + i, t));
-        }
-        Transpose16(v);
-        for (int j = 0; j < t; ++j) _mm512_storeu_ps(d + kF16PanelRows * (i + j) + 16 * g, v[j]);
+  auto* d = static_cast<float*>(dst);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  for (int64_t i = 0; i < k; i += 16) {
+    const int64_t t = std::min<int64_t>(16, k - i);
+    for (int g = 0; g < kF16GemmRows / 16; ++g) {
+      __m512 v[16];
+      for (int r = 0; r < 16; ++r) {
+        const auto* row = reinterpret_cast<const uint16_t*>(wb + (16 * g + r) * ws);
+        v[r] = 16 * g + r >= nw ? _mm512_setzero_ps()
+                                : (t == 16 ? LoadHalves(row + i) : LoadHalvesMasked(row + i, t));
       }
+      Transpose16(v);
+      for (int j = 0; j < t; ++j) _mm512_storeu_ps(d + kF16GemmRows * (i + j) + 16 * g, v[j]);
     }
   }
 }
@@ -284,8 +276,8 @@ void GemmMicroTile(int64_t k0, int64_t k1, bool cont, const float* w, const floa
   const float* q[(NA + 3) / 4];
   for (int j = 0; j < (NA + 3) / 4; ++j) q[j] = a + j * quad;
   for (int64_t i = k0; i < k1; ++i) {
-    const __m512 w0 = _mm512_loadu_ps(w + kF16PanelRows * i);
-    const __m512 w1 = _mm512_loadu_ps(w + kF16PanelRows * i + 16);
+    const __m512 w0 = _mm512_loadu_ps(w + kF16GemmRows * i);
+    const __m512 w1 = _mm512_loadu_ps(w + kF16GemmRows * i + 16);
     for (int c = 0; c < NA; ++c) {
       const __m512 b = _mm512_set1_ps(q[c / 4][4 * i + c % 4]);
       acc[c][0] = _mm512_fmadd_ps(w0, b, acc[c][0]);
@@ -301,40 +293,15 @@ void GemmMicroTile(int64_t k0, int64_t k1, bool cont, const float* w, const floa
 // Activation rows per micro-tile: 2 × 12 accumulators fill 24 of the 32 zmm registers.
 constexpr int kF16TileRows = 12;
 
-// A micro-tile of na ≤ kF16TileRows activation rows.
-void MicroTile(int na, int64_t k0, int64_t k1, bool cont, const float* w, const float* a,
-               size_t quad, int nw, float* out, size_t os) {
-  switch (na) {
-    case 1:
-      return GemmMicroTile<1>(k0, k1, cont, w, a, quad, nw, out, os);
-    case 2:
-      return GemmMicroTile<2>(k0, k1, cont, w, a, quad, nw, out, os);
-    case 3:
-      return GemmMicroTile<3>(k0, k1, cont, w, a, quad, nw, out, os);
-    case 4:
-      return GemmMicroTile<4>(k0, k1, cont, w, a, quad, nw, out, os);
-    case 5:
-      return GemmMicroTile<5>(k0, k1, cont, w, a, quad, nw, out, os);
-    case 6:
-      return GemmMicroTile<6>(k0, k1, cont, w, a, quad, nw, out, os);
-    case 7:
-      return GemmMicroTile<7>(k0, k1, cont, w, a, quad, nw, out, os);
-    case 8:
-      return GemmMicroTile<8>(k0, k1, cont, w, a, quad, nw, out, os);
-    case 9:
-      return GemmMicroTile<9>(k0, k1, cont, w, a, quad, nw, out, os);
-    case 10:
-      return GemmMicroTile<10>(k0, k1, cont, w, a, quad, nw, out, os);
-    case 11:
-      return GemmMicroTile<11>(k0, k1, cont, w, a, quad, nw, out, os);
-    default:
-      return GemmMicroTile<12>(k0, k1, cont, w, a, quad, nw, out, os);
-  }
+// GemmMicroTile<na>, by na - 1 (na ≤ kF16TileRows).
+template <size_t... I>
+constexpr auto MicroTiles(std::index_sequence<I...>) {
+  return std::array{&GemmMicroTile<static_cast<int>(I) + 1>...};
 }
+constexpr auto kMicroTiles = MicroTiles(std::make_index_sequence<kF16TileRows>());
 
 // GemmFns::gemm on a packed weight chunk (F16PackWeights): K-blocks outside, then micro-tiles of
-// up to 12 activation rows (3 quads), each against the chunk's panels in turn (so the second
-// panel finds the tile's activations in L1/L2).
+// up to 12 activation rows (3 quads) against the chunk's panel.
 void F16Gemm(int64_t k, const void* w, size_t /*ws*/, int nw, const void* packed, int na,
              float* out, size_t os) {
   const auto* wp = static_cast<const float*>(w);
@@ -343,11 +310,8 @@ void F16Gemm(int64_t k, const void* w, size_t /*ws*/, int nw, const void* packed
   for (int64_t k0 = 0; k0 < k; k0 += kF16GemmKBlock) {
     const int64_t k1 = std::min(k, k0 + kF16GemmKBlock);
     for (int c = 0; c < na; c += kF16TileRows) {
-      for (int p = 0; kF16PanelRows * p < nw; ++p) {
-        MicroTile(std::min(kF16TileRows, na - c), k0, k1, k0 > 0, wp + p * kF16PanelRows * k,
-                  a + (c / 4) * quad, quad, std::min(kF16PanelRows, nw - kF16PanelRows * p),
-                  out + c * os + kF16PanelRows * p, os);
-      }
+      kMicroTiles[static_cast<size_t>(std::min(kF16TileRows, na - c) - 1)](
+          k0, k1, k0 > 0, wp, a + (c / 4) * quad, quad, nw, out + c * os, os);
     }
   }
 }
