@@ -309,7 +309,12 @@ TEST(CpuKernels, GemvEqualsDotTiles) {
     for (DType type : kWeightTypes) {
       const GemvFn gemv = k->gemv[static_cast<size_t>(type)];
       if (gemv == nullptr) continue;
-      for (int64_t len : {int64_t{32}, int64_t{224}, int64_t{2048}, int64_t{8320}}) {
+      // Lengths on both sides of the 64 prepared steps a gemv call keeps (K-quants: 256 per
+      // step, others 128 or fewer).
+      const bool k_quant = Traits(type).block_size == 256;
+      const std::vector<int64_t> lens = k_quant ? std::vector<int64_t>{256, 2048, 16384, 16640}
+                                                : std::vector<int64_t>{32, 224, 2048, 8320};
+      for (int64_t len : lens) {
         const DotCase c = MakeCase(*k, type, len, 9, 1, 3);
         const std::vector<float> want = RunTiles(*k, c, 1, 1);
         for (int64_t rows : {1, 2, 4, 5, 9}) {
