@@ -429,7 +429,11 @@ struct KernelQ6_K {
                           0x001b001a00190018, 0x001f001e001d001c),
         3);  // t / 8
     const __m512i mask = _mm512_set1_epi8(0x0f);
-    const __m512i three = _mm512_set1_epi8(0x03);
+    const __m512i high_bits = _mm512_set1_epi8(0x30);
+    // Bits 2s, 2s + 1 of qh[l] (s = 0, 1 | 2, 3 for the vectors' low | high halves) moved to
+    // bits 4-5 by one variable shift each: left by 4 | 2, right by 0 | 2.
+    const __m512i left = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+    const __m512i right = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
     for (int h = 0; h < 2; ++h) {
       const __m512i ql = _mm512_inserti64x4(  // two 32-byte loads, as in KernelQ45_K
           _mm512_castsi256_si512(
@@ -437,13 +441,11 @@ struct KernelQ6_K {
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w->ql + 64 * h + 32)), 1);
       const __m512i qh = _mm512_broadcast_i64x4(
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w->qh + 32 * h)));
-      const __m512i lo_shift = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
-      const __m512i hi_shift = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(6), 1);
-      const __m512i high_lo = _mm512_and_si512(_mm512_srlv_epi16(qh, lo_shift), three);
-      const __m512i high_hi = _mm512_and_si512(_mm512_srlv_epi16(qh, hi_shift), three);
-      r.u[2 * h] = _mm512_or_si512(_mm512_and_si512(ql, mask), _mm512_slli_epi16(high_lo, 4));
-      r.u[2 * h + 1] = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(ql, 4), mask),
-                                       _mm512_slli_epi16(high_hi, 4));
+      const __m512i high_lo = _mm512_and_si512(_mm512_sllv_epi16(qh, left), high_bits);
+      const __m512i high_hi = _mm512_and_si512(_mm512_srlv_epi16(qh, right), high_bits);
+      // (a & 0x0f) | b in one vpternlogd: 0xEC = (A & C) | B with A = nibbles, B = high, C = mask.
+      r.u[2 * h] = _mm512_ternarylogic_epi32(ql, high_lo, mask, 0xEC);
+      r.u[2 * h + 1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(ql, 4), high_hi, mask, 0xEC);
     }
     for (int i = 0; i < 4; ++i) {
       const __m512i idx =
