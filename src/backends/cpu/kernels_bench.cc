@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include "backends/backend.h"
 #include "backends/cpu/cpu_backend.h"
+#include "backends/cpu/kernels.h"
 #include "backends/cpu/thread_pool.h"
 
 #include "core/graph.h"
@@ -132,6 +133,63 @@ BENCHMARK(BM_Q4_0Dram)
     ->ArgName("threads")
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
+
+// The f16 attention kernel of one KV head at generation (query rows = the KV group: 1 for the
+// 125M llama, 4 for llama 1b and Gemma 3), head size d, nc visible cells, 1 thread. Reports the
+// time per call; the cells × d K and V values are read once per call.
+void BM_AttentionF16(benchmark::State& state) {
+  const cpu::Kernels& kern = cpu::SelectKernels();
+  if (kern.attention_f16 == nullptr) {
+    state.SkipWithError("this CPU's kernel table has no f16 attention");
+    return;
+  }
+  const int heads = static_cast<int>(state.range(0));
+  const int64_t d = state.range(1), nc = state.range(2);
+  const int64_t nc16 = (nc + 15) / 16 * 16;
+  std::mt19937 rng(3);
+  std::normal_distribution<float> dist;
+  std::vector<float> q(static_cast<size_t>(heads * d)), out(q.size());
+  for (float& v : q) v = dist(rng);
+  std::vector<uint16_t> k(static_cast<size_t>(nc * d)), v(k.size());
+  std::vector<float> tmp(static_cast<size_t>(d));
+  for (int64_t c = 0; c < nc; ++c) {
+    for (float& x : tmp) x = dist(rng) * 0.2f;
+    kern.f32_to_f16(tmp.data(), k.data() + c * d, d);
+    for (float& x : tmp) x = dist(rng);
+    kern.f32_to_f16(tmp.data(), v.data() + c * d, d);
+  }
+  std::vector<uint8_t> visible(static_cast<size_t>(nc16), 0);
+  std::fill_n(visible.begin(), nc, uint8_t{1});
+  std::vector<float> scratch(cpu::AttentionRowsScratch(d, heads, nc));
+  cpu::AttentionRows t;
+  t.d = d;
+  t.tokens = 1;
+  t.heads = heads;
+  t.q = q.data();
+  t.q_token_stride = static_cast<size_t>(heads * d);
+  t.q_head_stride = static_cast<size_t>(d);
+  t.out = out.data();
+  t.out_token_stride = static_cast<size_t>(heads * d);
+  t.out_head_stride = static_cast<size_t>(d);
+  t.nc = nc;
+  t.visible = visible.data();
+  t.mask_stride = static_cast<size_t>(nc16);
+  t.k = k.data();
+  t.v = v.data();
+  t.k_stride = t.v_stride = static_cast<size_t>(d);
+  t.scale = 0.125f;
+  t.scratch = scratch.data();
+  for (auto _ : state) {
+    kern.attention_f16(t);
+    benchmark::DoNotOptimize(out.data());
+  }
+  state.SetLabel(fmt::format("{} query rows, d {}, {} cells [{}]", heads, d, nc, kern.isa));
+}
+BENCHMARK(BM_AttentionF16)
+    ->ArgsProduct({{1, 4}, {64}, {64, 128, 1024, 4096}})
+    ->Args({4, 256, 128})
+    ->ArgNames({"rows", "d", "cells"})
+    ->Unit(benchmark::kMicrosecond);
 
 void Args(benchmark::internal::Benchmark* b) {
   for (int t = 0; t < static_cast<int>(std::size(kTypes)); ++t) {
