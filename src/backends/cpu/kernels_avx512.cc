@@ -25,6 +25,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -323,11 +324,20 @@ inline KActPerm PrepKActPerm(const uint8_t* row, int64_t step) {
 
 // Scales (8 × i16, repeated in every 128-bit lane) → i16 lane t of vector j gets scale
 // kLowHalf[j] (t < 16) or kHighHalf[j].
-inline __m512i ScaleSelect(int j) {
-  auto pair = [](int s) { return static_cast<int16_t>((2 * s) | ((2 * s + 1) << 8)); };
-  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_set1_epi16(pair(kLowHalf[j]))),
-                            _mm256_set1_epi16(pair(kHighHalf[j])), 1);
+// The control vectors live in memory (a vpshufb operand): built in registers, they were rebuilt
+// for every weight row of a GEMV (about 25 instructions per row, against ~85 per super-block).
+constexpr std::array<std::array<uint8_t, 64>, 4> MakeScaleSelect() {
+  std::array<std::array<uint8_t, 64>, 4> t{};
+  for (int j = 0; j < 4; ++j) {
+    for (int b = 0; b < 64; ++b) {
+      const int s = b < 32 ? kLowHalf[j] : kHighHalf[j];
+      t[j][b] = static_cast<uint8_t>(2 * s + (b & 1));
+    }
+  }
+  return t;
 }
+alignas(64) constexpr std::array<std::array<uint8_t, 64>, 4> kScaleSelect = MakeScaleSelect();
+inline __m512i ScaleSelect(int j) { return _mm512_load_si512(kScaleSelect[j].data()); }
 
 struct KAccMin {
   __m512 v = _mm512_setzero_ps();  // d·Σ sc·q·a
