@@ -25,7 +25,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <array>
 #include <cstdint>
 #include <cstring>
 #include <limits>
@@ -287,9 +286,9 @@ inline void UnpackScalesMinsK4(const uint8_t* s, uint64_t* scales, uint64_t* min
   *mins = m_lo | (uint64_t{m_hi} << 32);
 }
 
-// Q4_K / Q5_K weights decoded straight from 64-byte loads. Bytes 0-63 of qs hold sub-blocks 0-3
+// Q4_K / Q5_K weights decoded 64 bytes at a time. Bytes 0-63 of qs hold sub-blocks 0-3
 // (bytes 0-31: sub-block 0 in the low nibbles, 1 in the high; bytes 32-63: 2 and 3), bytes 64-127
-// sub-blocks 4-7. Masking and shifting a 64-byte load gives vector j's two 256-bit halves
+// sub-blocks 4-7. Masking and shifting 64 such bytes gives vector j's two 256-bit halves
 // sub-blocks kLowHalf[j] and kHighHalf[j]; the activations are put in the same order once per step
 // (KActPerm), so no weight needs a cross-lane shuffle. On a Zen 4 (512-bit instructions on 256-bit
 // units), in a standalone microbenchmark (2048-long rows, best of 6 alternated rounds), this
@@ -326,18 +325,21 @@ inline KActPerm PrepKActPerm(const uint8_t* row, int64_t step) {
 // kLowHalf[j] (t < 16) or kHighHalf[j].
 // The control vectors live in memory (a vpshufb operand): built in registers, they were rebuilt
 // for every weight row of a GEMV (about 25 instructions per row, against ~85 per super-block).
-constexpr std::array<std::array<uint8_t, 64>, 4> MakeScaleSelect() {
-  std::array<std::array<uint8_t, 64>, 4> t{};
+struct ScaleSelectTable {
+  alignas(64) uint8_t v[4][64];
+};
+constexpr ScaleSelectTable MakeScaleSelect() {
+  ScaleSelectTable t{};
   for (int j = 0; j < 4; ++j) {
     for (int b = 0; b < 64; ++b) {
       const int s = b < 32 ? kLowHalf[j] : kHighHalf[j];
-      t[j][b] = static_cast<uint8_t>(2 * s + (b & 1));
+      t.v[j][b] = static_cast<uint8_t>(2 * s + (b & 1));
     }
   }
   return t;
 }
-alignas(64) constexpr std::array<std::array<uint8_t, 64>, 4> kScaleSelect = MakeScaleSelect();
-inline __m512i ScaleSelect(int j) { return _mm512_load_si512(kScaleSelect[j].data()); }
+constexpr ScaleSelectTable kScaleSelect = MakeScaleSelect();
+inline __m512i ScaleSelect(int j) { return _mm512_load_si512(kScaleSelect.v[j]); }
 
 struct KAccMin {
   __m512 v = _mm512_setzero_ps();  // d·Σ sc·q·a
