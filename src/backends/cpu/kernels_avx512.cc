@@ -286,6 +286,15 @@ inline void UnpackScalesMinsK4(const uint8_t* s, uint64_t* scales, uint64_t* min
   *mins = m_lo | (uint64_t{m_hi} << 32);
 }
 
+// 64 bytes from p as two 32-byte loads. K-quant super-blocks are 144 and 210 bytes, so a single
+// 64-byte load would span two cache lines most of the time, which cost ~15% when streaming from
+// DRAM on a Zen 4.
+inline __m512i Load64In32ByteHalves(const uint8_t* p) {
+  return _mm512_inserti64x4(
+      _mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
+      _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + 32)), 1);
+}
+
 // Q4_K / Q5_K weights decoded 64 bytes at a time. Bytes 0-63 of qs hold sub-blocks 0-3
 // (bytes 0-31: sub-block 0 in the low nibbles, 1 in the high; bytes 32-63: 2 and 3), bytes 64-127
 // sub-blocks 4-7. Masking and shifting 64 such bytes gives vector j's two 256-bit halves
@@ -293,10 +302,10 @@ inline void UnpackScalesMinsK4(const uint8_t* s, uint64_t* scales, uint64_t* min
 // (KActPerm), so no weight needs a cross-lane shuffle. On a Zen 4 (512-bit instructions on 256-bit
 // units), in a standalone microbenchmark (2048-long rows, best of 6 alternated rounds), this
 // decode, two 32-bit accumulation chains and a separate min accumulator took a super-block from
-// 6.2 to 5.3 ns in L2, and with the weights split into 32-byte loads (see DecodeW) from 7.2 to
-// 6.5 ns streaming from DRAM. llama 1b Q4_K_M tg32 with 1 thread (medians of 5 alternated runs,
-// with the same split loads in KernelQ6_K): 28.5 → 30.9 tokens/s; with 2 threads unchanged
-// (42.4 vs 42.7, bandwidth-bound).
+// 6.2 to 5.3 ns in L2, and with the weights split into 32-byte loads (Load64In32ByteHalves)
+// from 7.2 to 6.5 ns streaming from DRAM. llama 1b Q4_K_M tg32 with 1 thread (medians of 5
+// alternated runs, with the same split loads in KernelQ6_K): 28.5 → 30.9 tokens/s; with 2 threads
+// unchanged (42.4 vs 42.7, bandwidth-bound).
 constexpr int kLowHalf[4] = {0, 1, 4, 5};
 constexpr int kHighHalf[4] = {2, 3, 6, 7};
 
@@ -372,12 +381,7 @@ struct KernelQ45_K {
     r.mins = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(mn8, mn8));
     const __m512i mask = _mm512_set1_epi8(0x0f);
     for (int h = 0; h < 2; ++h) {
-      // Two 32-byte loads: a 64-byte load here spans two cache lines three times in four
-      // (super-blocks are 144 bytes), which cost ~15% when streaming from DRAM.
-      const __m512i raw = _mm512_inserti64x4(
-          _mm512_castsi256_si512(
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w->qs + 64 * h))),
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w->qs + 64 * h + 32)), 1);
+      const __m512i raw = Load64In32ByteHalves(w->qs + 64 * h);
       r.u[2 * h] = _mm512_and_si512(raw, mask);
       r.u[2 * h + 1] = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
     }
@@ -447,10 +451,7 @@ struct KernelQ6_K {
     const __m512i left = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
     const __m512i right = _mm512_inserti64x4(_mm512_setzero_si512(), _mm256_set1_epi16(2), 1);
     for (int h = 0; h < 2; ++h) {
-      const __m512i ql = _mm512_inserti64x4(  // two 32-byte loads, as in KernelQ45_K
-          _mm512_castsi256_si512(
-              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w->ql + 64 * h))),
-          _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w->ql + 64 * h + 32)), 1);
+      const __m512i ql = Load64In32ByteHalves(w->ql + 64 * h);
       const __m512i qh = _mm512_broadcast_i64x4(
           _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w->qh + 32 * h)));
       const __m512i high_lo = _mm512_and_si512(_mm512_sllv_epi16(qh, left), high_bits);
@@ -506,7 +507,8 @@ void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
       for (int r = 0; r < NW; ++r) {
         const uint8_t* row = w + r * ws;
         // A local accumulator stays in a register; acc[r][0] indexed by the loop variable went
-        // through memory on every step (a store-to-load chain per step).
+        // through memory on every step (a store and a load per step in the compiled loop; no
+        // speed difference measured on its own).
         typename K::Acc row_acc = acc[r][0];
         for (int64_t s = s0; s < s1; ++s) {
           // The hardware prefetcher alone left M = 1 at about half the memory bandwidth; a

@@ -315,7 +315,7 @@ TEST(CpuKernels, GemvEqualsDotTiles) {
       const std::vector<int64_t> lens = k_quant ? std::vector<int64_t>{256, 2048, 16384, 16640}
                                                 : std::vector<int64_t>{32, 224, 2048, 8320};
       for (int64_t len : lens) {
-        // 40 rows: calls of 16 rows or more reduce 16 rows together (ReduceAdd16).
+        // 40 rows, in calls of 1 to 40 rows (a generation share is up to 128 rows per call).
         const DotCase c = MakeCase(*k, type, len, 40, 1, 3);
         const std::vector<float> want = RunTiles(*k, c, 1, 1);
         for (int64_t rows : {1, 2, 5, 16, 17, 40}) {
