@@ -57,6 +57,7 @@
 #include <cstring>
 #include <utility>
 
+#include "backends/cpu/cpu_features.h"
 #include "backends/cpu/kernels.h"
 
 namespace dizuo::cpu {
@@ -87,7 +88,11 @@ constexpr int kDotAccs = 2;
 // +11-17%, 16 KB +10%, 32 KB +6%; prefetchnta or prefetcht1 at 8 KB 2-5% below prefetcht0.
 // Also measured and not kept: 4 accumulators (no better than 2 with the prefetch), 2 or 4 rows
 // read together (8-10 tokens/s against 13.6 for one row at a time, without prefetch).
-constexpr int64_t kDotPrefetchBytes = 8192;
+// Where 512-bit instructions run on 256-bit units (Zen 4) 4 KB, as for the quantized tiles
+// (kernels_avx512.cc kPrefetchBytes). 2-core EPYC Zen 4, tg32, 6 alternated rounds, median of the
+// paired ratios 4 KB ÷ 8 KB: 1b 1 thread 1.05× (every round above 1), 2 threads 1.07×, 125m
+// 1 thread 1.07×; 1b 1 thread 2 KB ÷ 8 KB 1.00×.
+const int64_t kDotPrefetchBytes = HostCpu().avx512_on_256bit_units ? 4096 : 8192;
 static_assert(kDotAccs * 16 * 2 == 64, "one prefetch per step covers one 64-byte line");
 
 // out[c · os] = dot(weight row w, activation row c) for c < NA: kDotAccs · 16 elements per step,
