@@ -195,6 +195,9 @@ def test_compare_llamacpp_on_stories(tmp_path):
         assert len(e["dizuo_round_ts"]) == len(e["llamacpp_round_ts"]) == 2
         ratios = [a / b for a, b in zip(e["dizuo_round_ts"], e["llamacpp_round_ts"])]
         assert e["ratio"] == pytest.approx(statistics.median(ratios))
+        assert e["round_ratios"] == pytest.approx(ratios)
+        spread = f"| {min(ratios):.2f}-{max(ratios):.2f} |"
+        assert spread in r.stdout
     tg = table[1]
     bandwidth = data["bandwidth_bytes_per_second"]["1"]
     assert tg["limit_ts"] == pytest.approx(bandwidth / tg["bytes_per_token"])
