@@ -88,11 +88,12 @@ constexpr int kDotAccs = 2;
 // +11-17%, 16 KB +10%, 32 KB +6%; prefetchnta or prefetcht1 at 8 KB 2-5% below prefetcht0.
 // Also measured and not kept: 4 accumulators (no better than 2 with the prefetch), 2 or 4 rows
 // read together (8-10 tokens/s against 13.6 for one row at a time, without prefetch).
-// Where 512-bit instructions run on 256-bit units (Zen 4) 4 KB, as for the quantized tiles
-// (kernels_avx512.cc kPrefetchBytes). 2-core EPYC Zen 4, tg32, 6 alternated rounds, median of the
-// paired ratios 4 KB ÷ 8 KB: 1b 1 thread 1.05× (every round above 1), 2 threads 1.07×, 125m
-// 1 thread 1.07×; 1b 1 thread 2 KB ÷ 8 KB 1.00×.
-const int64_t kDotPrefetchBytes = HostCpu().avx512_on_256bit_units ? 4096 : 8192;
+// Where 512-bit instructions run on 256-bit units (Zen 4) none (0): the hardware prefetcher alone
+// did best there. 2-core EPYC Zen 4, tg32, alternated rounds, medians of the paired ratios: 4 KB ÷
+// 8 KB 1b 1 thread 1.05× (every round above 1), 2 threads 1.07×, 125m 1 thread 1.07×; 2 KB ÷
+// 8 KB 1b 1 thread 1.00×; then none ÷ 4 KB 125m 1 thread 1.08× (every round 1.03× or more),
+// 2 threads 1.08×, 1b 1 thread 1.00×, 2 threads 1.02×.
+const int64_t kDotPrefetchBytes = HostCpu().avx512_on_256bit_units ? 0 : 8192;
 static_assert(kDotAccs * 16 * 2 == 64, "one prefetch per step covers one 64-byte line");
 
 // out[c · os] = dot(weight row w, activation row c) for c < NA: kDotAccs · 16 elements per step,
@@ -109,9 +110,10 @@ void RowTimesCols(int64_t k, const uint16_t* w, const uint8_t* a, size_t as, flo
   }
   const uint16_t* ar[NA];
   for (int c = 0; c < NA; ++c) ar[c] = reinterpret_cast<const uint16_t*>(a + c * as);
+  const int64_t prefetch = kDotPrefetchBytes;
   int64_t i = 0;
   for (; i + 16 * U <= k; i += 16 * U) {
-    _mm_prefetch(reinterpret_cast<const char*>(w + i) + kDotPrefetchBytes, _MM_HINT_T0);
+    if (prefetch > 0) _mm_prefetch(reinterpret_cast<const char*>(w + i) + prefetch, _MM_HINT_T0);
     for (int u = 0; u < U; ++u) {
       const __m512 wv = LoadHalves(w + i + 16 * u);
       for (int c = 0; c < NA; ++c) {
