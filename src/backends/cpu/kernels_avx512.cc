@@ -1210,8 +1210,9 @@ void AttentionF16(const AttentionRows& t) {
 // per call and a prefetch kPrefetchBytes ahead: cpu_kernels_bench q8_0 M = 1, 1 thread, medians of
 // 7 repetitions, 3 alternated rounds (ms): 768 × 3072 0.147 / 0.127 / 0.137 → 0.113 / 0.098 /
 // 0.088, 2048 × 2048 0.236 / 0.227 / 0.224 → 0.194 / 0.169 / 0.159. tg32 on the same machine
-// (paired ratios over alternated rounds, medians): 125m 1 thread 1.10×; 1b 1 thread 1.07×, 2
-// threads 1.06×. 1b 1 thread with the prefetch 8 KB ahead 0.96×, 16 KB 0.86×, none 0.95×.
+// (paired ratios over alternated rounds, medians): 125m 1 thread 1.10×; 1b 1 thread 1.01× and
+// 1.07× (two sets of rounds), 2 threads 1.06×. 1b 1 thread against the 4 KB prefetch: 8 KB ahead
+// 0.96×, 16 KB 0.86×, none 0.95×.
 constexpr int64_t kQ8GemvMaxBlocks = 512;
 
 void GemvQ8_0(int64_t k, const void* w, size_t ws, int64_t n, const void* a, float* out) {
