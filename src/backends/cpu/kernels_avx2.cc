@@ -1,5 +1,6 @@
-// AVX2 + FMA + F16C kernels. Only this file is compiled with those flags; SelectKernels() uses
-// the table only on CPUs that have all three.
+// AVX2 + FMA + F16C kernels, compiled with those flags (the AVX-512 files add their own);
+// SelectKernels() uses the table only on CPUs that have all three. Helpers the Zen 4 q8_0 GEMV
+// shares are in kernels_avx2_ops.h.
 //
 // Quantized dot products keep GGUF's arithmetic: per block, an exact integer sum (vpmaddubsw /
 // vpmaddwd on the int8 quants) scaled by the block factors in f32. Activation conversion is bit for
@@ -12,6 +13,7 @@
 #include <limits>
 
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/kernels_avx2_ops.h"
 #include "backends/cpu/kernels_common.h"
 #include "core/gelu.h"
 #include "core/quant.h"
@@ -20,16 +22,12 @@
 namespace dizuo::cpu {
 namespace {
 
+using avx2::DotI8;
+using avx2::HalfToFloat;
+using avx2::Hsum;
+using avx2::PairSums;
+
 // ---- helpers --------------------------------------------------------------------------------
-
-inline float HalfToFloat(uint16_t h) { return _cvtsh_ss(h); }
-
-inline float Hsum(__m256 v) {
-  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_add_ss(x, _mm_movehdup_ps(x));
-  return _mm_cvtss_f32(x);
-}
 
 inline float Hmax(__m256 v) {
   __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -46,16 +44,6 @@ inline int HsumI32(__m256i v) {
 }
 
 inline __m256i Load256(const void* p) { return _mm256_loadu_si256(static_cast<const __m256i*>(p)); }
-
-// Sum of adjacent i16 pairs → 8 × i32.
-inline __m256i PairSums(__m256i x16) { return _mm256_madd_epi16(x16, _mm256_set1_epi16(1)); }
-
-// Σ x·y over 4-element groups of signed int8 x and y → 8 × i32 (exact: |x·y| ≤ 2^14, pairs fit).
-inline __m256i DotI8(__m256i x, __m256i y) {
-  const __m256i ax = _mm256_sign_epi8(x, x);
-  const __m256i sy = _mm256_sign_epi8(y, x);
-  return PairSums(_mm256_maddubs_epi16(ax, sy));
-}
 
 // Σ u·y for unsigned u (≤ 63) and signed y → 8 × i32.
 inline __m256i DotU8I8(__m256i u, __m256i y) { return PairSums(_mm256_maddubs_epi16(u, y)); }

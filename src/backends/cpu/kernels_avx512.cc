@@ -32,6 +32,7 @@
 
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/kernels_avx2_ops.h"
 #include "core/quant_blocks.h"
 
 namespace dizuo::cpu {
@@ -1225,7 +1226,7 @@ void GemvQ8_0(int64_t k, const void* w, size_t ws, int64_t n, const void* a, flo
   }
   const auto* ab = static_cast<const BlockQ8_0*>(a);
   float ad[kQ8GemvMaxBlocks];
-  for (int64_t b = 0; b < nb; ++b) ad[b] = Half(ab[b].d);
+  for (int64_t b = 0; b < nb; ++b) ad[b] = avx2::HalfToFloat(ab[b].d);
   const auto* wbase = static_cast<const uint8_t*>(w);
   for (int64_t r = 0; r < n; ++r) {
     const auto* wr = reinterpret_cast<const BlockQ8_0*>(wbase + r * ws);
@@ -1235,18 +1236,13 @@ void GemvQ8_0(int64_t k, const void* w, size_t ws, int64_t n, const void* a, flo
       if (b % 2 == 0) {
         _mm_prefetch(reinterpret_cast<const char*>(wr + b) + kPrefetchBytes, _MM_HINT_T0);
       }
-      const __m256 d = _mm256_set1_ps(Half(wr[b].d) * ad[b]);
-      const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[b].qs));
-      const __m256i y = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[b].qs));
-      const __m256i p =
-          _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(y, x)),
-                            _mm256_set1_epi16(1));
+      // As the AVX2 tile's KernelQ8_0::Block, with the activation's scale converted up front.
+      const __m256 d = _mm256_set1_ps(avx2::HalfToFloat(wr[b].d) * ad[b]);
+      const __m256i p = avx2::DotI8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[b].qs)),
+                                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[b].qs)));
       acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
     }
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(acc), _mm256_extractf128_ps(acc, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    out[r] = _mm_cvtss_f32(h);
+    out[r] = avx2::Hsum(acc);
   }
 }
 

@@ -151,7 +151,7 @@ void MatMul(const Node& node, const OpContext& ctx) {
   if (gemm != nullptr) {
     // Quads of 4 activation rows, packed once into the shared scratch. Converted rows go through
     // the thread's own scratch (4 rows, 35 KB for a Q8_0 row of 8192), so the shared area holds
-    // only the packed quads: llama 1b pp512 needed 9.25 MiB of it for ffn_down, now 4.5 MiB.
+    // only the packed quads: llama 1b pp512 needed 9.25 MiB of it for ffn_down, now 5.0 MiB.
     uint8_t* packed = ctx.shared_scratch;
     const size_t quad_bytes = gemm->pack_bytes(k);
     const int64_t quads = (m + 3) / 4;
