@@ -20,7 +20,8 @@
 #
 # Environment: CUDA_ARCH (default "native"), JOBS (default: all cores), BUILD_DIR (build-gpu),
 # LOG_DIR (where logs go; default $OUT when set, else the build directory), GPU_CHECK_FULL (1: the
-# full case set of dizuo check), GPU_BENCH (1: bench), GPU_SANITIZE (1: compute-sanitizer memcheck
+# full case set of dizuo check), CHECK_SYNTH (synthetic tiny models dizuo check also grades, as
+# arch:type; default "gemma3:q4_k_m qwen2:q8_0 llama:q6_k"), GPU_BENCH (1: bench; GPU_BENCH_CPU=0 leaves out the CPU rows), GPU_SANITIZE (1: compute-sanitizer memcheck
 # over a subset of the op tests; SANITIZE_FILTER picks it), BENCH_TYPES (default "q4_0 q8_0 q4_k_m f16").
 # Exit status: non-zero when any build step or check fails, or when no CUDA device is usable
 # (DIZUO_REQUIRE_CUDA=1 turns the tests' skips into failures).
@@ -132,7 +133,13 @@ check_args=(--quick)
 [ "${GPU_CHECK_FULL:-0}" = 1 ] && check_args=()
 echo "== dizuo check --backend cuda ${check_args[*]}"
 t0=$(date +%s)
-timeout 300 "$BIN/dizuo" check --backend cuda "${check_args[@]}" -m "$SHARED/models/stories260K.gguf" \
+check_models=(-m "$SHARED/models/stories260K.gguf")
+for spec in ${CHECK_SYNTH-gemma3:q4_k_m qwen2:q8_0 llama:q6_k}; do  # synthetic tiny models
+  m=/tmp/dizuo-check-${spec%%:*}-${spec##*:}.gguf
+  "$BIN/dizuo" make-model --arch "${spec%%:*}" --preset tiny --type "${spec##*:}" -q -o "$m" &&
+    check_models+=(-m "$m")
+done
+timeout 300 "$BIN/dizuo" check --backend cuda "${check_args[@]}" "${check_models[@]}" \
   --text "$SHARED/testdata/text/tinystories_val.txt" --json-file "$LOG_DIR/check.json" \
   > "$LOG_DIR/check.log" 2>&1 || status=1
 tail -n 40 "$LOG_DIR/check.log"
@@ -149,9 +156,11 @@ if [ "${GPU_BENCH:-0}" = 1 ]; then
   echo "== dizuo bench --backend cuda (synthetic llama 1b)"
   timeout 300 "$BIN/dizuo" bench --backend cuda "${models[@]}" -p 512 -n 128 -r 3 \
     2>&1 | tee "$LOG_DIR/bench-cuda.log" || status=1
-  echo "== dizuo bench --backend cpu -t $JOBS (the same machine's host, for comparison)"
-  timeout 180 "$BIN/dizuo" bench --backend cpu "${models[@]:0:2}" -t "$JOBS" -p 512 -n 32 -r 2 \
-    2>&1 | tee "$LOG_DIR/bench-cpu.log" || status=1
+  if [ "${GPU_BENCH_CPU:-1}" = 1 ]; then
+    echo "== dizuo bench --backend cpu -t $JOBS (the same machine's host, for comparison)"
+    timeout 180 "$BIN/dizuo" bench --backend cpu "${models[@]:0:2}" -t "$JOBS" -p 512 -n 32 -r 2 \
+      2>&1 | tee "$LOG_DIR/bench-cpu.log" || status=1
+  fi
 fi
 if [ "${GPU_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer > /dev/null; then
   echo "== compute-sanitizer memcheck (a subset of cuda_backend_test)"

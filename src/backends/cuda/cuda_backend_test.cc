@@ -211,14 +211,27 @@ TEST_F(CudaVsReference, MatMulStories260K) {
 }
 
 TEST_F(CudaVsReference, MatMulGemma3Shapes) {
-  Check(harness::MatMulSpec(DType::Q5_0, 640, 1024, 1), kMatMulNmse);   // attn_q
-  Check(harness::MatMulSpec(DType::Q5_0, 640, 2048, 3), kMatMulNmse);   // ffn gate / up
-  Check(harness::MatMulSpec(DType::Q8_0, 640, 256, 5), kMatMulNmse);    // attn_v
-  Check(harness::MatMulSpec(DType::Q4_K, 1024, 640, 2), kMatMulNmse);   // attn_output
-  Check(harness::MatMulSpec(DType::Q4_K, 2048, 640, 1), kMatMulNmse);   // ffn_down
-  Check(harness::MatMulSpec(DType::Q6_K, 2048, 640, 3), kMatMulNmse);   // ffn_down (more bits)
-  Check(harness::MatMulSpec(DType::Q8_0, 640, 3000, 1), kMatMulNmse);   // tied output (part)
-  Check(harness::MatMulSpec(DType::Q4_K, 640, 2048, 37), kMatMulNmse);  // prompt, M % 8 != 0
+  Check(harness::MatMulSpec(DType::Q5_0, 640, 1024, 1), kMatMulNmse);  // attn_q
+  Check(harness::MatMulSpec(DType::Q5_0, 640, 2048, 3), kMatMulNmse);  // ffn gate / up
+  Check(harness::MatMulSpec(DType::Q8_0, 640, 256, 5), kMatMulNmse);   // attn_v
+  Check(harness::MatMulSpec(DType::Q4_K, 1024, 640, 2), kMatMulNmse);  // attn_output
+  Check(harness::MatMulSpec(DType::Q4_K, 2048, 640, 1), kMatMulNmse);  // ffn_down
+  Check(harness::MatMulSpec(DType::Q6_K, 2048, 640, 3), kMatMulNmse);  // ffn_down (more bits)
+  Check(harness::MatMulSpec(DType::Q8_0, 640, 3000, 1), kMatMulNmse);  // tied output (part)
+  // Prompt rows, M % 8 != 0. Gemma 3 270M's rows of 640 are not whole K-quant super-blocks, so
+  // its Q4_K_M file holds K-quants only where K is 1024 or 2048.
+  Check(harness::MatMulSpec(DType::Q5_0, 640, 2048, 37), kMatMulNmse);  // ffn gate / up
+  Check(harness::MatMulSpec(DType::Q4_K, 2048, 640, 37), kMatMulNmse);  // ffn_down
+}
+
+// Float weights with few rows take a kernel that reads 16 bytes per lane when K is a multiple of
+// 8 (f16, bf16) or 4 (f32) and rows are 16-byte aligned, and one element per lane otherwise.
+TEST_F(CudaVsReference, MatMulFloatVectorAndScalarPaths) {
+  for (DType t : {DType::F32, DType::F16, DType::BF16}) {
+    Check(harness::MatMulSpec(t, 2048, 64, 1), kMatMulNmse);  // 16-byte loads, generation
+    Check(harness::MatMulSpec(t, 1024, 40, 9), kMatMulNmse);  // 16-byte loads, two row tiles
+    Check(harness::MatMulSpec(t, 102, 17, 3), kMatMulNmse);   // K % 4 != 0: one element per lane
+  }
 }
 
 TEST_F(CudaVsReference, MatMulEveryWeightTypeLlamaShapes) {
