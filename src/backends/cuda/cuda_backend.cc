@@ -13,6 +13,7 @@
 #include <numbers>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "backends/cuda/cuda_kernels.h"
 #include "core/error.h"
@@ -251,10 +252,14 @@ class CudaBackend final : public Backend {
             fmt::format("allocating {} bytes of scratch memory", scratch_bytes));
       scratch_bytes_ = scratch_bytes;
     }
+    quantized_ = {};  // inputs may have been uploaded since the last segment
     for (const Node& node : nodes) {
       Enqueue(node);
       Check(cudaGetLastError(),
             fmt::format("launching {} for '{}'", OpName(node.op), node.out->name));
+      if (quantized_.data != nullptr && Overlaps(*node.out, quantized_.data, quantized_.end)) {
+        quantized_ = {};
+      }
     }
   }
 
@@ -302,6 +307,7 @@ class CudaBackend final : public Backend {
         return {};
       case Op::kRope:
         if (s[0]->ne[3] >= 65535) return "ne[3] exceeds the grid";
+        if (s[0]->ne[0] * s[0]->ne[1] >= int64_t{65535} * 256) return "heads exceed the grid";
         if (s[2] != nullptr && !s[2]->contiguous()) return "frequency factors are not contiguous";
         return {};
       case Op::kAttention:
@@ -345,6 +351,19 @@ class CudaBackend final : public Backend {
     };
     check(node.out);
     for (const Tensor* t : node.src) check(t);
+  }
+
+  // The device bytes [first, end) that `t` spans.
+  static std::pair<const char*, const char*> Extent(const Tensor& t) {
+    const char* first = static_cast<const CudaBuffer*>(t.buffer)->device_ptr() + t.offset;
+    if (t.elements() <= 0) return {first, first};
+    uint64_t end = t.row_bytes();  // rows are packed (Fits)
+    for (int i = 1; i < kMaxDims; ++i) end += static_cast<uint64_t>(t.ne[i] - 1) * t.nb[i];
+    return {first, first + end};
+  }
+  static bool Overlaps(const Tensor& t, const char* first, const char* end) {
+    const auto [a, b] = Extent(t);
+    return a < end && first < b;
   }
 
   static DevTensor Dev(const Tensor& t) {
@@ -432,14 +451,23 @@ class CudaBackend final : public Backend {
     const DevTensor out = Dev(*node.out);
     const int64_t k = x.ne[0], m = x.rows(), n = w.ne[1];
     if (!IsFloatWeight(w.type)) {
+      // Q, K and V (and gate and up) multiply the same activations: they are quantized once, for
+      // the first, and kept in scratch until a later node of the segment writes over them.
       const cuda::QuantizedActivations q = cuda::CarveQuantizedActivations(scratch_, k, m);
-      cuda::LaunchQuantize(cuda::ActivationTypeOf(w.type), Dev(x), q, stream_);
-      Check(cudaGetLastError(), "launching the activation quantizer");
+      const DType act = cuda::ActivationTypeOf(w.type);
+      const auto [first, end] = Extent(x);
+      const Quantized now{first, end, act, x.ne, x.nb};
+      if (!(now == quantized_)) {
+        cuda::LaunchQuantize(act, Dev(x), q, stream_);
+        Check(cudaGetLastError(), "launching the activation quantizer");
+        quantized_ = now;
+      }
       return cuda::LaunchMatMulQuantized(w.type, Dev(w), q, out, stream_);
     }
     if (!UsesCublas(node)) return cuda::LaunchMatMulFloat(w.type, Dev(w), Dev(x), out, stream_);
 
     // Column-major view: out (N×M) = Wᵀ (N×K) · X (K×M), with W stored as K×N (lda = row pitch).
+    quantized_ = {};  // the packed rows take the scratch the quantized activations were in
     cuda::LaunchPackRows(w.type, Dev(x), scratch_, stream_);
     Check(cudaGetLastError(), "launching the activation packer");
     const int64_t elem = Traits(w.type).type_size;
@@ -464,6 +492,15 @@ class CudaBackend final : public Backend {
   uint16_t* gelu_table_ = nullptr;  // core/gelu.h's table, for GLU's gelu_tanh
   void* scratch_ = nullptr;
   uint64_t scratch_bytes_ = 0;
+  // The activations whose quantization scratch holds (data null: none), for MATMUL.
+  struct Quantized {
+    const char* data = nullptr;
+    const char* end = nullptr;
+    DType type = DType::F32;
+    std::array<int64_t, kMaxDims> ne{};
+    std::array<uint64_t, kMaxDims> nb{};
+    bool operator==(const Quantized&) const = default;
+  } quantized_;
 };
 
 }  // namespace

@@ -30,7 +30,9 @@
 #include "backends/reference/reference_backend.h"
 #include "backends/testing/op_harness.h"
 #include "core/error.h"
+#include "core/quant.h"
 #include "runtime/engine.h"
+#include "runtime/executor.h"
 #include "test_paths.h"
 
 namespace dizuo {
@@ -330,6 +332,54 @@ TEST_F(CudaVsReference, StoreKV) {
     Check(harness::StoreKVSpec(256, 1, 3, 40, cache), kExactNmse);  // Gemma 3
     Check(harness::StoreKVSpec(64, 8, 7, 100, cache), kExactNmse);  // llama 1b
   }
+}
+
+// MATMULs of the same activations (Q, K, V) quantize them once. A tensor placed later at the same
+// address with the same shape (the arena reuses the slot) must be quantized anew.
+TEST_F(CudaVsReference, QuantizedActivationsAreReusedOnlyWhileUnchanged) {
+  Graph g;
+  Tensor* x = g.NewInput(DType::F32, {256, 3}, "x");
+  Tensor* w[3];
+  for (int i = 0; i < 3; ++i) w[i] = g.NewInput(DType::Q4_0, {256, 64}, fmt::format("w{}", i));
+  Tensor* u = g.Scale(x, 0.5f);
+  Tensor* a = g.MatMul(u, w[0]);
+  Tensor* b = g.MatMul(u, w[1]);  // u's last reader
+  Tensor* v = g.Scale(x, -1.5f);  // takes u's slot
+  Tensor* c = g.MatMul(v, w[2]);
+  for (Tensor* t : {a, b, c}) g.MarkOutput(t);
+
+  std::vector<float> in(256 * 3);
+  for (size_t i = 0; i < in.size(); ++i) in[i] = std::sin(0.37f * static_cast<float>(i));
+  std::vector<std::vector<uint8_t>> weights;
+  for (int i = 0; i < 3; ++i) {
+    std::vector<float> values(256 * 64);
+    for (size_t j = 0; j < values.size(); ++j) {
+      values[j] = std::cos(0.11f * static_cast<float>(j) + static_cast<float>(i));
+    }
+    weights.push_back(Quantize(DType::Q4_0, values));
+  }
+  std::vector<float> results[2];
+  for (int run = 0; run < 2; ++run) {
+    Backend& backend = run == 0 ? *reference_ : *cuda_;
+    for (Tensor* t : {x, w[0], w[1], w[2], u, a, b, v, c}) {
+      t->buffer = nullptr;  // storage in this backend's arena
+      t->data = nullptr;
+      t->offset = 0;
+    }
+    Executor executor(backend);
+    executor.Allocate(g);
+    ASSERT_EQ(v->offset, u->offset) << "the test needs v in u's slot";
+    backend.Upload(*x, in.data(), 0, x->bytes());
+    for (int i = 0; i < 3; ++i) backend.Upload(*w[i], weights[i].data(), 0, weights[i].size());
+    executor.Compute(g);
+    for (Tensor* t : {a, b, c}) {
+      std::vector<float> out(static_cast<size_t>(t->elements()));
+      backend.Download(*t, out.data(), 0, t->bytes());
+      results[run].insert(results[run].end(), out.begin(), out.end());
+    }
+  }
+  const auto n = static_cast<int64_t>(results[0].size());
+  EXPECT_LE(harness::Nmse(results[1].data(), results[0].data(), n), kMatMulNmse);
 }
 
 // An id outside the table is reported at Synchronize, not read out of bounds.

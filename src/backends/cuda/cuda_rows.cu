@@ -50,14 +50,34 @@ __global__ void ElementwiseKernel(int op, DevTensor a, DevTensor b, float scale,
   }
 }
 
-// One block per row.
+// One block per row. Rows of up to kThreads * kNormPerThread elements are read once into
+// registers, all loads issued before the first use (a generation pass normalizes single rows, so
+// the kernel's time is its memory latency); longer rows are read twice. Each thread sums its
+// elements in the same order either way.
+constexpr int kNormPerThread = 32;
+
 __global__ void RmsNormKernel(DevTensor x, const float* weight, float eps, DevTensor out) {
   __shared__ float partial[kThreads / kWarp];
   const int64_t r = blockIdx.x;
   const int64_t n = x.ne[0];
   const float* in = reinterpret_cast<const float*>(RowPtr(x, r));
+  float* dst = reinterpret_cast<float*>(RowPtr(out, r));
+  const bool held = n <= static_cast<int64_t>(blockDim.x) * kNormPerThread;
+  float v[kNormPerThread];
   float sum = 0;
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += in[i] * in[i];
+  if (held) {
+#pragma unroll
+    for (int j = 0; j < kNormPerThread; ++j) {
+      const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+      v[j] = i < n ? in[i] : 0.0f;
+    }
+#pragma unroll
+    for (int j = 0; j < kNormPerThread; ++j) {
+      if (threadIdx.x + static_cast<int64_t>(j) * blockDim.x < n) sum += v[j] * v[j];
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) sum += in[i] * in[i];
+  }
   sum = WarpSum(sum);
   if (threadIdx.x % kWarp == 0) partial[threadIdx.x / kWarp] = sum;
   __syncthreads();
@@ -69,15 +89,26 @@ __global__ void RmsNormKernel(DevTensor x, const float* weight, float eps, DevTe
   __syncthreads();
   const float mean = partial[0] / static_cast<float>(n);
   const float inv_rms = 1.0f / sqrtf(mean + eps);
-  float* dst = reinterpret_cast<float*>(RowPtr(out, r));
-  for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
-    dst[i] = weight ? in[i] * inv_rms * weight[i] : in[i] * inv_rms;
+  if (held) {
+#pragma unroll
+    for (int j = 0; j < kNormPerThread; ++j) {
+      const int64_t i = threadIdx.x + static_cast<int64_t>(j) * blockDim.x;
+      if (i < n) dst[i] = weight ? v[j] * inv_rms * weight[i] : v[j] * inv_rms;
+    }
+  } else {
+    for (int64_t i = threadIdx.x; i < n; i += blockDim.x) {
+      dst[i] = weight ? in[i] * inv_rms * weight[i] : in[i] * inv_rms;
+    }
   }
 }
 
-// One block per (token, i3). The angles of the token's n_rot / 2 pairs are formed as the
-// reference forms them (theta multiplied by theta_scale once per pair, in f32), then every
-// element of every head is written by one thread.
+// Blocks of kRopeThreads threads over (token, i3, a chunk of the token's heads). Each block forms
+// the angles of the n_rot / 2 pairs as the reference forms them (theta multiplied by theta_scale
+// once per pair, in f32), then each thread takes kRopeItems items of the chunk: a rotated pair,
+// both of whose elements it writes (so x may be out), or one element past n_rot, copied.
+constexpr int kRopeThreads = 128;
+constexpr int kRopeItems = 2;
+
 __global__ void RopeKernel(DevTensor x, DevTensor pos, const float* factors, RopeArgs p,
                            DevTensor out) {
   extern __shared__ float table[];  // cos[n_rot / 2], then sin[n_rot / 2]
@@ -102,30 +133,30 @@ __global__ void RopeKernel(DevTensor x, DevTensor pos, const float* factors, Rop
     table[half + i] = sinf(angle) * p.mscale;
   }
   __syncthreads();
-  const int64_t d = x.ne[0], heads = x.ne[1];
-  for (int64_t idx = threadIdx.x; idx < d * heads; idx += blockDim.x) {
-    const int64_t h = idx / d, e = idx % d;
+  const int d = static_cast<int>(x.ne[0]);
+  const int per_head = half + (d - p.n_rot);  // pairs, then the elements past n_rot
+  const int items = per_head * static_cast<int>(x.ne[1]);
+  const int first = static_cast<int>(blockIdx.z) * kRopeThreads * kRopeItems;
+#pragma unroll
+  for (int k = 0; k < kRopeItems; ++k) {
+    const int item = first + k * kRopeThreads + static_cast<int>(threadIdx.x);
+    if (item >= items) break;
+    const int h = item / per_head, j = item % per_head;
     const float* in =
         reinterpret_cast<const float*>(x.data + h * x.nb[1] + t * x.nb[2] + i3 * x.nb[3]);
     float* dst =
         reinterpret_cast<float*>(out.data + h * out.nb[1] + t * out.nb[2] + i3 * out.nb[3]);
-    if (e >= p.n_rot) {
+    if (j >= half) {
+      const int e = p.n_rot + (j - half);
       dst[e] = in[e];
       continue;
     }
-    int i, a, b;
-    if (p.neox) {
-      i = static_cast<int>(e % half);
-      a = i;
-      b = i + half;
-    } else {
-      i = static_cast<int>(e / 2);
-      a = 2 * i;
-      b = 2 * i + 1;
-    }
-    const float c = table[i], s = table[half + i];
+    const int a = p.neox ? j : 2 * j;
+    const int b = p.neox ? j + half : 2 * j + 1;
+    const float c = table[j], s = table[half + j];
     const float x0 = in[a], x1 = in[b];
-    dst[e] = e == a ? x0 * c - x1 * s : x0 * s + x1 * c;
+    dst[a] = x0 * c - x1 * s;
+    dst[b] = x0 * s + x1 * c;
   }
 }
 
@@ -192,9 +223,12 @@ void LaunchRmsNorm(const DevTensor& x, const float* weight, float eps, const Dev
 void LaunchRope(const DevTensor& x, const DevTensor& pos, const float* freq_factors,
                 const RopeArgs& args, const DevTensor& out, cudaStream_t stream) {
   if (x.ne[2] == 0 || x.ne[3] == 0) return;
-  const dim3 grid(static_cast<unsigned>(x.ne[2]), static_cast<unsigned>(x.ne[3]));
+  const int64_t items = (args.n_rot / 2 + x.ne[0] - args.n_rot) * x.ne[1];
+  const int64_t chunks = (items + kRopeThreads * kRopeItems - 1) / (kRopeThreads * kRopeItems);
+  const dim3 grid(static_cast<unsigned>(x.ne[2]), static_cast<unsigned>(x.ne[3]),
+                  static_cast<unsigned>(chunks));
   const size_t shared = sizeof(float) * static_cast<size_t>(args.n_rot);
-  RopeKernel<<<grid, 128, shared, stream>>>(x, pos, freq_factors, args, out);
+  RopeKernel<<<grid, kRopeThreads, shared, stream>>>(x, pos, freq_factors, args, out);
 }
 
 void LaunchGlu(bool silu, const uint16_t* gelu_table, const DevTensor& gate, const DevTensor& up,
