@@ -202,3 +202,10 @@ def test_compare_llamacpp_on_stories(tmp_path):
     bandwidth = data["bandwidth_bytes_per_second"]["1"]
     assert tg["limit_ts"] == pytest.approx(bandwidth / tg["bytes_per_token"])
     assert tg["dizuo_of_limit"] == pytest.approx(tg["dizuo_ts"] / tg["limit_ts"])
+    # The row's own probes, before and after its rounds: the better gives its adjacent limit.
+    adjacent = tg["adjacent_bandwidth"]
+    assert len(adjacent) == 2 and min(adjacent) > 0
+    assert tg["adjacent_limit_ts"] == pytest.approx(max(adjacent) / tg["bytes_per_token"])
+    assert tg["dizuo_of_adjacent_limit"] == pytest.approx(tg["dizuo_ts"] / tg["adjacent_limit_ts"])
+    assert f"({100 * tg['dizuo_of_adjacent_limit']:.0f}%)" in r.stdout
+    assert "against the probes adjacent to each row" in r.stdout
