@@ -31,13 +31,13 @@ ROOT=$(pwd)
 DEPS=$ROOT/.gpu-deps
 
 if [ "${1:-}" = "--prepare" ]; then
-  packages="libfmt-dev libfmt9 nlohmann-json3-dev libcli11-dev libpcre2-dev libpcre2-8-0
+  packages=(libfmt-dev libfmt9 nlohmann-json3-dev libcli11-dev libpcre2-dev libpcre2-8-0
             libpcre2-16-0 libpcre2-32-0 libpcre2-posix3 libgtest-dev libgmock-dev pkgconf
-            pkgconf-bin libpkgconf3"
+            pkgconf-bin libpkgconf3)
   mkdir -p "$DEPS/debs" "$DEPS/shared/models" "$DEPS/shared/golden" "$DEPS/shared/testdata/text"
   mkdir -p .git/info
   grep -qx '/.gpu-deps/' .git/info/exclude 2>/dev/null || echo '/.gpu-deps/' >> .git/info/exclude
-  (cd "$DEPS/debs" && apt-get download $packages)
+  (cd "$DEPS/debs" && apt-get download "${packages[@]}")
   shared=${DIZUO_SHARED:-$ROOT/../shared}
   cp "$shared/models/stories260K.gguf" "$DEPS/shared/models/"
   cp "$shared/golden/"* "$DEPS/shared/golden/"
@@ -52,7 +52,7 @@ if [ "${1:-}" = "--pack" ]; then
   for f in bin/dizuo bin/cuda_backend_test bin/cuda_decode_test lib/libdizuo_cuda_backend.so; do
     [ -x "$from/$f" ] || { echo "$from/$f is missing: build it first" >&2; exit 1; }
   done
-  rm -rf "$DEPS/bin" "$DEPS/lib"
+  rm -rf "${DEPS:?}/bin" "${DEPS:?}/lib"
   mkdir -p "$DEPS/bin" "$DEPS/lib"
   cp "$from/bin/dizuo" "$from/bin/cuda_backend_test" "$from/bin/cuda_decode_test" "$DEPS/bin/"
   cp "$from/lib/libdizuo_cuda_backend.so" "$DEPS/lib/"
