@@ -18,11 +18,16 @@
 #                                    --backend cuda`, and with GPU_BENCH=1 `dizuo bench` on
 #                                    synthetic 1b models (cuda, then the host CPU for comparison).
 #
-# Environment: CUDA_ARCH (default "native"), JOBS (default: all cores), BUILD_DIR (build-gpu),
-# LOG_DIR (where logs go; default $OUT when set, else the build directory), GPU_CHECK_FULL (1: the
-# full case set of dizuo check), CHECK_SYNTH (synthetic tiny models dizuo check also grades, as
-# arch:type; default "gemma3:q4_k_m qwen2:q8_0 llama:q6_k"), GPU_BENCH (1: bench; GPU_BENCH_CPU=0 leaves out the CPU rows), GPU_SANITIZE (1: compute-sanitizer memcheck
-# over a subset of the op tests; SANITIZE_FILTER picks it), BENCH_TYPES (default "q4_0 q8_0 q4_k_m f16").
+# Environment:
+#   CUDA_ARCH       build for this architecture (default "native"); JOBS (default: all cores);
+#                   BUILD_DIR (default build-gpu)
+#   LOG_DIR         where logs go (default $OUT when set, else the build directory)
+#   GPU_CHECK_FULL  1: the full case set of dizuo check
+#   CHECK_SYNTH     synthetic tiny models dizuo check also grades, as arch:type
+#                   (default "gemma3:q4_k_m qwen2:q8_0 llama:q6_k")
+#   GPU_BENCH       1: bench; GPU_BENCH_CPU=0 leaves out the CPU rows; BENCH_TYPES (default
+#                   "q4_0 q8_0 q4_k_m f16")
+#   GPU_SANITIZE    1: compute-sanitizer memcheck over a subset of the op tests (SANITIZE_FILTER)
 # Exit status: non-zero when any build step or check fails, or when no CUDA device is usable
 # (DIZUO_REQUIRE_CUDA=1 turns the tests' skips into failures).
 set -euo pipefail
@@ -77,7 +82,8 @@ cuda_libs=
 for d in /usr/local/cuda/lib64 /usr/local/cuda/lib /usr/local/cuda/targets/x86_64-linux/lib; do
   [ -d "$d" ] && cuda_libs=$cuda_libs:$d
 done
-if ! ldconfig -p | grep -q 'libcublasLt.so.13' && [ -z "$(ls /usr/local/cuda/lib*/libcublasLt.so.* 2>/dev/null)" ]; then
+if ! ldconfig -p | grep -q 'libcublasLt.so.13' &&
+  [ -z "$(ls /usr/local/cuda/lib*/libcublasLt.so.* 2> /dev/null)" ]; then
   found=$(find / -xdev -name 'libcublasLt.so.1*' -not -path '*/proc/*' 2>/dev/null | head -1)
   [ -n "$found" ] && cuda_libs=$cuda_libs:$(dirname "$found")
 fi
@@ -164,8 +170,10 @@ if [ "${GPU_BENCH:-0}" = 1 ]; then
 fi
 if [ "${GPU_SANITIZE:-0}" = 1 ] && command -v compute-sanitizer > /dev/null; then
   echo "== compute-sanitizer memcheck (a subset of cuda_backend_test)"
+  default_filter=CudaVsReference.MatMulStories260K:CudaVsReference.GetRows*:CudaVsReference.Attention
+  default_filter+=:CudaVsReference.StoreKV:CudaVsReference.Rope:CudaVsReference.BadRowIdIsAnError
   timeout 150 compute-sanitizer --tool memcheck --error-exitcode 1 "$BIN/cuda_backend_test" \
-    --gtest_filter="${SANITIZE_FILTER:-CudaVsReference.MatMulStories260K:CudaVsReference.GetRows*:CudaVsReference.Attention:CudaVsReference.StoreKV:CudaVsReference.Rope:CudaVsReference.BadRowIdIsAnError}" \
+    --gtest_filter="${SANITIZE_FILTER:-$default_filter}" \
     > "$LOG_DIR/sanitizer.log" 2>&1 || status=1
   grep -E 'ERROR SUMMARY|Invalid|PASSED|FAILED' "$LOG_DIR/sanitizer.log" | head -20 || true
 fi
