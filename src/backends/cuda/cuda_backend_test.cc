@@ -213,15 +213,8 @@ TEST_F(CudaVsReference, MatMulStories260K) {
 }
 
 TEST_F(CudaVsReference, MatMulGemma3Shapes) {
-  Check(harness::MatMulSpec(DType::Q5_0, 640, 1024, 1), kMatMulNmse);  // attn_q
-  Check(harness::MatMulSpec(DType::Q5_0, 640, 2048, 3), kMatMulNmse);  // ffn gate / up
-  Check(harness::MatMulSpec(DType::Q8_0, 640, 256, 5), kMatMulNmse);   // attn_v
-  Check(harness::MatMulSpec(DType::Q4_K, 1024, 640, 2), kMatMulNmse);  // attn_output
-  Check(harness::MatMulSpec(DType::Q4_K, 2048, 640, 1), kMatMulNmse);  // ffn_down
-  Check(harness::MatMulSpec(DType::Q6_K, 2048, 640, 3), kMatMulNmse);  // ffn_down (more bits)
-  Check(harness::MatMulSpec(DType::Q8_0, 640, 3000, 1), kMatMulNmse);  // tied output (part)
-  // Prompt rows, M % 8 != 0. Gemma 3 270M's rows of 640 are not whole K-quant super-blocks, so
-  // its Q4_K_M file holds K-quants only where K is 1024 or 2048.
+  for (const OpSpec& spec : harness::Gemma3MatMulSpecs()) Check(spec, kMatMulNmse);
+  // Prompt rows, M % 8 != 0 (K-quants only where K is a whole number of super-blocks).
   Check(harness::MatMulSpec(DType::Q5_0, 640, 2048, 37), kMatMulNmse);  // ffn gate / up
   Check(harness::MatMulSpec(DType::Q4_K, 2048, 640, 37), kMatMulNmse);  // ffn_down
 }

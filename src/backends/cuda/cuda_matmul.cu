@@ -130,7 +130,9 @@ __global__ void __launch_bounds__(kWarpsPerBlock* kWarp)
   // K-quants take two units per lane per step, both decoded (their loads issued) before either is
   // used: their decode is long enough that overlapping two pays (H200, 1b Q4_K_M: tg128 1.07-1.15x,
   // pp512 1.15x). Q4_0 and Q8_0 ran pp512 0.95x that way, so the legacy types take one unit per
-  // step. The sums are added in unit order either way.
+  // step. The sums are added in unit order either way. The one-unit body is written out twice
+  // on purpose: as a shared helper (or lambda) it compiles the legacy kernels to different PTX
+  // than the code that was measured and tested on the GPU.
   constexpr bool kPaired = kType == DType::Q2_K || kType == DType::Q3_K || kType == DType::Q4_K ||
                            kType == DType::Q5_K || kType == DType::Q6_K;
   int64_t u = lane;

@@ -157,13 +157,7 @@ TEST_F(OpenclVsReference, MatMulStories260K) {
 }
 
 TEST_F(OpenclVsReference, MatMulGemma3Shapes) {
-  Check(harness::MatMulSpec(DType::Q5_0, 640, 1024, 1), kMatMulNmse);  // attn_q
-  Check(harness::MatMulSpec(DType::Q5_0, 640, 2048, 3), kMatMulNmse);  // ffn gate / up
-  Check(harness::MatMulSpec(DType::Q8_0, 640, 256, 5), kMatMulNmse);   // attn_v
-  Check(harness::MatMulSpec(DType::Q4_K, 1024, 640, 2), kMatMulNmse);  // attn_output
-  Check(harness::MatMulSpec(DType::Q4_K, 2048, 640, 1), kMatMulNmse);  // ffn_down
-  Check(harness::MatMulSpec(DType::Q6_K, 2048, 640, 3), kMatMulNmse);  // ffn_down (more bits)
-  Check(harness::MatMulSpec(DType::Q8_0, 640, 3000, 1), kMatMulNmse);  // tied output (part)
+  for (const OpSpec& spec : harness::Gemma3MatMulSpecs()) Check(spec, kMatMulNmse);
 }
 
 TEST_F(OpenclVsReference, MatMulEveryWeightTypeLlamaShapes) {

@@ -230,6 +230,18 @@ OpSpec MatMulSpec(DType weight_type, int64_t k, int64_t n, int64_t m) {
   return spec;
 }
 
+std::vector<OpSpec> Gemma3MatMulSpecs() {
+  return {
+      MatMulSpec(DType::Q5_0, 640, 1024, 1),  // attn_q
+      MatMulSpec(DType::Q5_0, 640, 2048, 3),  // ffn gate / up
+      MatMulSpec(DType::Q8_0, 640, 256, 5),   // attn_v
+      MatMulSpec(DType::Q4_K, 1024, 640, 2),  // attn_output
+      MatMulSpec(DType::Q4_K, 2048, 640, 1),  // ffn_down
+      MatMulSpec(DType::Q6_K, 2048, 640, 3),  // ffn_down (more bits)
+      MatMulSpec(DType::Q8_0, 640, 3000, 1),  // tied output (part)
+  };
+}
+
 OpSpec GetRowsSpec(DType table_type, int64_t width, int64_t vocab, int64_t tokens) {
   OpSpec spec;
   spec.op = Op::kGetRows;

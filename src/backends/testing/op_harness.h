@@ -70,6 +70,9 @@ inline OpRun RunOp(Backend& backend, const OpSpec& spec) {
 
 // Specs shaped like real models use them. n: output columns, k: inner dimension, m: rows of x.
 OpSpec MatMulSpec(DType weight_type, int64_t k, int64_t n, int64_t m);
+// Gemma 3 270M's MATMULs in its Q4_K_M file (Q5_0 / Q8_0 where rows of 640 are not whole K-quant
+// super-blocks), with 1 to 5 activation rows; the device backends' tests share the list.
+std::vector<OpSpec> Gemma3MatMulSpecs();
 OpSpec GetRowsSpec(DType table_type, int64_t width, int64_t vocab, int64_t tokens);
 OpSpec BinarySpec(Op op, int64_t width, int64_t rows, bool broadcast);
 OpSpec ScaleSpec(int64_t width, int64_t rows, float scale);
