@@ -18,6 +18,7 @@
 // Version history: 1 — initial op set (GET_ROWS, MATMUL, ADD, MUL, SCALE, RMS_NORM, ROPE, GLU,
 // ATTENTION, STORE_KV); WhyUnsupported; the plug-in entry points below. 2 — GLU's output may
 // share its gate input's storage (core/graph.h InPlaceSource): its kernel must be correct in place.
+// 3 — PrepareWeight (weights repacked at load).
 #pragma once
 
 #include <cstdint>
@@ -30,7 +31,7 @@
 
 namespace dizuo {
 
-inline constexpr int kBackendApiVersion = 2;
+inline constexpr int kBackendApiVersion = 3;
 
 // What the planner and reports need to know about a device. Unknown figures are 0.
 struct DeviceInfo {
@@ -93,6 +94,19 @@ class Backend {
   virtual void Compute(std::span<const Node> nodes) = 0;
   // Optional for backends whose Compute is synchronous. Waits for all submitted work.
   virtual void Synchronize() {}
+
+  // Optional, for host-memory backends: weights repacked at load. The model offers each weight
+  // that nodes read only as MATMUL's src[1] once, before computing with it. The backend may
+  // return a buffer holding a copy of `weight` in a layout of its own kernels' choosing; until
+  // that buffer is destroyed, Compute reads the copy instead for MATMUL nodes whose weight has the
+  // same data address, type and shape. The tensor itself is unchanged, so anything else reading
+  // it sees its original bytes; the caller keeps the buffer as long as the weight is used and may
+  // let the original's memory pages go (they are read again from the file when touched).
+  // nullptr (the default): no copy, the weight is read where it is.
+  virtual std::unique_ptr<Buffer> PrepareWeight(const Tensor& weight) {
+    (void)weight;
+    return nullptr;
+  }
 };
 
 struct BackendOptions {

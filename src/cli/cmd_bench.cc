@@ -37,6 +37,7 @@ struct BenchOptions {
   std::string backend = "cpu";
   std::string output = "md";
   bool profile = false;
+  bool no_repack = false;
   bool bandwidth = false;
   int bandwidth_mib = 512;
 };
@@ -50,6 +51,8 @@ struct EngineRun {
   double load_seconds = 0;
   uint64_t rss_before_load = 0;  // the process before the model (code, libraries, earlier runs)
   uint64_t peak_rss = 0;
+  int repacked_tensors = 0;  // weights the backend repacked at load
+  uint64_t repacked_bytes = 0;
   bool peak_is_per_run = true;  // false: the peak covers the whole process
   std::vector<bench::TestResult> tests;
   uint64_t kv_cache_bytes() const { return stats.kv_bytes_per_cell * static_cast<uint64_t>(n_ctx); }
@@ -119,11 +122,14 @@ EngineRun RunEngine(const BenchOptions& o, const bench::ModelStats& stats, int t
   flags.threads = run.threads;
   flags.n_ctx = run.n_ctx;
   flags.n_batch = o.n_batch;
+  flags.no_repack = o.no_repack;
   run.peak_is_per_run = bench::ResetPeakResident();
   run.rss_before_load = bench::CurrentResidentBytes();
   const auto start = std::chrono::steady_clock::now();
   std::unique_ptr<Engine> engine = LoadEngine(flags);
   run.load_seconds = SecondsSince(start);
+  run.repacked_tensors = engine->summary().repacked_tensors;
+  run.repacked_bytes = engine->summary().repacked_bytes;
 
   std::vector<bench::TestSpec> specs;
   for (int d : o.depth) {
@@ -167,13 +173,18 @@ void PrintMarkdown(const std::vector<EngineRun>& runs, const std::vector<Bandwid
       }
     }
     fmt::print(
-        "\n| model | threads | types | load | RSS before load | peak RSS | file + KV + 64 MiB |\n");
-    fmt::print("| --- | ---: | --- | ---: | ---: | ---: | ---: |\n");
+        "\n| model | threads | types | repacked at load | load | RSS before load | peak RSS | "
+        "file + KV + 64 MiB |\n");
+    fmt::print("| --- | ---: | --- | --- | ---: | ---: | ---: | ---: |\n");
     for (const EngineRun& run : runs) {
-      fmt::print("| {} | {} | {} | {:.3f} s | {} | {}{} | {} |\n", run.stats.Label(), run.threads,
-                 run.stats.TypeMix(), run.load_seconds, bench::HumanBytes(run.rss_before_load),
-                 bench::HumanBytes(run.peak_rss), run.peak_is_per_run ? "" : " (process)",
-                 bench::HumanBytes(run.rss_budget()));
+      const std::string repacked = run.repacked_tensors == 0
+                                       ? std::string("none")
+                                       : fmt::format("{} tensors, {}", run.repacked_tensors,
+                                                     bench::HumanBytes(run.repacked_bytes));
+      fmt::print("| {} | {} | {} | {} | {:.3f} s | {} | {}{} | {} |\n", run.stats.Label(),
+                 run.threads, run.stats.TypeMix(), repacked, run.load_seconds,
+                 bench::HumanBytes(run.rss_before_load), bench::HumanBytes(run.peak_rss),
+                 run.peak_is_per_run ? "" : " (process)", bench::HumanBytes(run.rss_budget()));
     }
   }
   if (!bw.empty()) {
@@ -225,6 +236,8 @@ nlohmann::json ToJson(const std::vector<EngineRun>& runs, const std::vector<Band
           {"avg_ts", t.mean_tps()},
           {"stddev_ts", t.stddev_tps()},
           {"load_seconds", run.load_seconds},
+          {"repacked_tensors", run.repacked_tensors},
+          {"repacked_bytes", run.repacked_bytes},
           {"rss_before_load_bytes", run.rss_before_load},
           {"peak_rss_bytes", run.peak_rss},
           {"peak_rss_per_run", run.peak_is_per_run},
@@ -301,6 +314,7 @@ Command AddBench(CLI::App& app) {
   app.add_flag("--profile", opt->profile,
                "Time every node and print a per-op profile of each test to stderr (slows the "
                "tests: each node is synchronized)");
+  app.add_flag("--no-repack", opt->no_repack, kNoRepackHelp);
   app.add_flag("--bandwidth", opt->bandwidth,
                "Also measure the memory read bandwidth for each thread count (alone without -m)");
   app.add_option("--bandwidth-mib", opt->bandwidth_mib,

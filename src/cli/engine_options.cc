@@ -32,6 +32,7 @@ void AddModelFlags(CLI::App& app, ModelFlags& flags) {
       ->capture_default_str();
   app.add_option("-b,--batch", flags.n_batch, "Most tokens per forward pass")
       ->capture_default_str();
+  app.add_flag("--no-repack", flags.no_repack, kNoRepackHelp);
 }
 
 std::string ResolveBackend(const ModelFlags& flags) {
@@ -63,6 +64,7 @@ std::unique_ptr<Engine> LoadEngine(const ModelFlags& flags) {
   options.threads = flags.threads;
   options.n_ctx = flags.n_ctx;
   options.n_batch = flags.n_batch;
+  options.repack_weights = !flags.no_repack;
   return Engine::Load(options);
 }
 

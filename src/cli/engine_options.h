@@ -27,9 +27,14 @@ struct ModelFlags {
   int threads = 0;
   int n_ctx = 0;
   int n_batch = 512;
+  bool no_repack = false;  // --no-repack
 };
 
-// -m, --backend, --backend-lib, --profile, --threads, -c, --batch.
+inline constexpr const char* kNoRepackHelp =
+    "Read weights in the file's layout: the backend does not repack them into its kernels' "
+    "layout at load (the cpu backend repacks q4_0 on AVX-512 CPUs); for comparisons";
+
+// -m, --backend, --backend-lib, --profile, --threads, -c, --batch, --no-repack.
 void AddModelFlags(CLI::App& app, ModelFlags& flags);
 // Loads the --backend-lib plug-in, if any, and returns the backend to use: --backend, or the
 // plug-in's backend when --backend was not given.

@@ -155,6 +155,11 @@ class File {
   void DropMetadata(std::initializer_list<std::string_view> keys);
   const std::vector<TensorInfo>& tensors() const { return tensors_; }
   const TensorInfo* FindTensor(std::string_view name) const;
+  // Drops the whole memory pages within [data, data + size) of the file's mapping from the
+  // process (madvise MADV_DONTNEED): its resident memory shrinks, and the bytes are read again
+  // from the file if anything touches them. For data a backend has copied (weights repacked at
+  // load). Nothing happens for files parsed from memory or for ranges outside the mapping.
+  void ReleasePages(const void* data, uint64_t size) const;
 
  private:
   File() = default;

@@ -440,6 +440,18 @@ void File::DropMetadata(std::initializer_list<std::string_view> keys) {
   for (std::string_view key : keys) metadata_.Remove(std::string(key));
 }
 
+void File::ReleasePages(const void* data, uint64_t size) const {
+  if (mapping_ == nullptr) return;
+  const auto base = reinterpret_cast<uintptr_t>(mapping_->address);
+  const auto begin = reinterpret_cast<uintptr_t>(data);
+  if (begin < base || size > mapping_->size || begin - base > mapping_->size - size) return;
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = (begin + page - 1) / page * page;
+  const uintptr_t last = (begin + size) / page * page;
+  // Advice only: a failure leaves the pages resident, which is harmless.
+  if (first < last) madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 const TensorInfo* File::FindTensor(std::string_view name) const {
   auto it = tensor_index_.find(std::string(name));
   return it == tensor_index_.end() ? nullptr : &tensors_[it->second];

@@ -50,7 +50,7 @@ Tensor* Model::Bind(const gguf::File& file, const std::string& name, std::vector
   return &t;
 }
 
-std::unique_ptr<Model> Model::Load(const gguf::File& file, Backend& backend) {
+std::unique_ptr<Model> Model::Load(const gguf::File& file, Backend& backend, bool repack_weights) {
   std::unique_ptr<Model> m(new Model());
   m->config_ = ReadConfig(file.metadata());
   const ModelConfig& c = m->config_;
@@ -102,6 +102,25 @@ std::unique_ptr<Model> Model::Load(const gguf::File& file, Backend& backend) {
   for (const gguf::TensorInfo& info : file.tensors()) {
     m->n_params_ += info.elements();
     m->weight_bytes_ += info.nbytes;
+  }
+
+  // Weights repacked at load: every weight the graph reads only as a MATMUL weight (not the
+  // embedding table when the output layer shares it: GET_ROWS reads that one too).
+  if (repack_weights && backend.device().host_memory) {
+    std::vector<Tensor*> matmul_only;
+    for (const LayerWeights& l : w.layers) {
+      for (Tensor* t : {l.wq, l.wk, l.wv, l.wo, l.ffn_gate, l.ffn_up, l.ffn_down}) {
+        matmul_only.push_back(t);
+      }
+    }
+    if (w.output != w.tok_embd) matmul_only.push_back(w.output);
+    for (Tensor* t : matmul_only) {
+      std::unique_ptr<Buffer> copy = backend.PrepareWeight(*t);
+      if (copy == nullptr) continue;
+      file.ReleasePages(t->data, t->bytes());
+      m->repacked_bytes_ += t->bytes();
+      m->repacked_.push_back(std::move(copy));
+    }
   }
 
   // Devices whose memory the host cannot address get a copy of the weights in one buffer.

@@ -62,13 +62,19 @@ class Model {
  public:
   // Reads the configuration of `file` and binds its weights for `backend`: zero-copy views into
   // the file's mapping for host-memory backends, otherwise one device buffer filled by Upload.
-  // `file` must outlive the model. Throws dizuo::Error for an unsupported architecture and for a
-  // missing or mis-shaped tensor.
-  static std::unique_ptr<Model> Load(const gguf::File& file, Backend& backend);
+  // `file` must outlive the model. With `repack_weights`, a host-memory backend is offered every
+  // weight that only MATMUL reads (Backend::PrepareWeight); the pages of those it copies into its
+  // own layout are released from the file's mapping, so the copies take their place in memory.
+  // Throws dizuo::Error for an unsupported architecture and for a missing or mis-shaped tensor.
+  static std::unique_ptr<Model> Load(const gguf::File& file, Backend& backend,
+                                     bool repack_weights = true);
 
   const ModelConfig& config() const { return config_; }
   const Weights& weights() const { return weights_; }
   int64_t n_params() const { return n_params_; }
+  // Weights the backend repacked at load, and their bytes in the file.
+  int repacked_tensors() const { return static_cast<int>(repacked_.size()); }
+  uint64_t repacked_bytes() const { return repacked_bytes_; }
   uint64_t weight_bytes() const { return weight_bytes_; }
 
   // Builds the forward pass of `n_tokens` tokens whose K/V go to the cache, attending over its
@@ -84,8 +90,10 @@ class Model {
 
   ModelConfig config_;
   Weights weights_;
-  std::deque<Tensor> tensors_;             // stable addresses
-  std::unique_ptr<Buffer> device_buffer_;  // non-host backends only
+  std::deque<Tensor> tensors_;                     // stable addresses
+  std::unique_ptr<Buffer> device_buffer_;          // non-host backends only
+  std::vector<std::unique_ptr<Buffer>> repacked_;  // the backend's copies (PrepareWeight)
+  uint64_t repacked_bytes_ = 0;
   int64_t n_params_ = 0;
   uint64_t weight_bytes_ = 0;
 };

@@ -91,7 +91,9 @@ EngineImpl::EngineImpl(const EngineOptions& options) : file_(gguf::File::Open(op
   scheduler_->set_profiling(options.profile);
   // Weights stay host views of the file's mapping; the scheduler uploads each to a device the
   // first time a node placed there reads it.
-  model_ = model::Model::Load(file_, scheduler_->host_backend());
+  // Only the selected backend repacks: a fallback's copies would sit unused in memory.
+  Backend& host = scheduler_->host_backend();
+  model_ = model::Model::Load(file_, host, options.repack_weights && &host == backend_.get());
   const model::ModelConfig& c = model_->config();
   if (tokenizer_->n_vocab() > c.n_vocab) {
     Fail("{}: the tokenizer has {} tokens but the model only {} embeddings", file_.path(),
@@ -120,6 +122,8 @@ EngineImpl::EngineImpl(const EngineOptions& options) : file_(gguf::File::Open(op
   summary_.name = md.GetString("general.name").value_or("");
   summary_.n_params = model_->n_params();
   summary_.weight_bytes = model_->weight_bytes();
+  summary_.repacked_tensors = model_->repacked_tensors();
+  summary_.repacked_bytes = model_->repacked_bytes();
   summary_.n_vocab = c.n_vocab;
   summary_.n_ctx_train = c.n_ctx_train;
   summary_.n_layer = c.n_layer;

@@ -25,6 +25,9 @@ struct EngineOptions {
   DType kv_type = DType::F16;
   // Time every node (one Synchronize each) for profile(); off, only counts and fallbacks are kept.
   bool profile = false;
+  // Let the selected backend repack MATMUL weights into its kernels' layout at load, when it runs
+  // on host memory (Backend::PrepareWeight). Off: weights are read in the file's layout.
+  bool repack_weights = true;
 };
 
 // One token of a forward batch.
@@ -45,6 +48,8 @@ struct ModelSummary {
   int n_layer = 0;
   int n_embd = 0;
   std::string chat_template;  // tokenizer.chat_template, if any
+  int repacked_tensors = 0;   // weights the backend repacked at load (EngineOptions)
+  uint64_t repacked_bytes = 0;
 };
 
 class Engine {

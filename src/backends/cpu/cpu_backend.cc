@@ -1,9 +1,14 @@
 #include "backends/cpu/cpu_backend.h"
 
+#include <sys/mman.h>
+
 #include <atomic>
+#include <cerrno>
+#include <cstring>
 #include <memory>
 #include <span>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include <fmt/format.h>
@@ -19,10 +24,10 @@
 namespace dizuo {
 namespace cpu {
 
-ScratchNeeds ScratchFor(const Node& node) {
+ScratchNeeds ScratchFor(const Node& node, const RepackedWeight* weight) {
   switch (node.op) {
     case Op::kMatMul:
-      return MatMulScratch(node);
+      return MatMulScratch(node, weight);
     case Op::kRope:
       return RopeScratch(node);
     case Op::kAttention:
@@ -146,6 +151,28 @@ void CheckIndices(const Node& node) {
   }
 }
 
+class CpuBackend;
+
+// A weight's copy in the kernel table's own layout (kernels.h RepackFns), in anonymous memory of
+// its own (page-aligned; transparent huge pages where the kernel gives them). Destroying it makes
+// the backend read the weight where it is again.
+class RepackedBuffer final : public Buffer {
+ public:
+  RepackedBuffer(CpuBackend& backend, const Tensor& weight, const RepackFns& fns);
+  ~RepackedBuffer() override;
+  Backend& backend() const override;
+  uint64_t size() const override { return size_; }
+  void* host_data() const override { return data_; }
+  const RepackedWeight& view() const { return view_; }
+
+ private:
+  CpuBackend& backend_;
+  const void* key_;
+  void* data_ = nullptr;
+  uint64_t size_ = 0;
+  RepackedWeight view_;
+};
+
 class CpuBackend final : public Backend {
  public:
   explicit CpuBackend(const BackendOptions& options)
@@ -203,15 +230,51 @@ class CpuBackend final : public Backend {
     return false;
   }
 
+  std::unique_ptr<Buffer> PrepareWeight(const Tensor& weight) override {
+    const RepackFns& fns = kernels_.repacked[static_cast<size_t>(weight.type)];
+    if (fns.repack == nullptr || weight.data == nullptr || !weight.contiguous() ||
+        weight.ne[2] != 1 || weight.ne[3] != 1 || weight.elements() == 0 ||
+        weight.ne[0] % Traits(weight.type).block_size != 0 || repacked_.count(weight.data) != 0) {
+      return nullptr;
+    }
+    auto buffer = std::make_unique<RepackedBuffer>(*this, weight, fns);
+    // Rows split across the pool: the copy is a byte shuffle, bound by memory and page faults.
+    const int64_t rows = weight.ne[1];
+    const auto* src = static_cast<const uint8_t*>(weight.data);
+    auto* dst = static_cast<uint8_t*>(buffer->host_data());
+    const size_t stride = buffer->view().stride;
+    pool_.Run([&](int ith) {
+      int64_t begin, end;
+      SplitRange(rows, ith, pool_.size(), &begin, &end);
+      if (begin < end) {
+        fns.repack(weight.ne[0], src + begin * weight.nb[1], weight.nb[1], end - begin,
+                   dst + begin * stride);
+      }
+    });
+    repacked_[weight.data] = {buffer.get(), weight.type, weight.ne[0], weight.ne[1]};
+    return buffer;
+  }
+  void Forget(const void* key) { repacked_.erase(key); }
+
   void Compute(std::span<const Node> nodes) override {
     if (nodes.empty()) return;
+    // MATMUL weights this backend repacked at load are read from their copies.
+    std::vector<const RepackedWeight*> weights(nodes.size());
+    if (!repacked_.empty()) {
+      for (size_t i = 0; i < nodes.size(); ++i) {
+        if (nodes[i].op != Op::kMatMul) continue;
+        const Tensor& w = *nodes[i].src[1];
+        const auto it = repacked_.find(w.data);
+        if (it != repacked_.end() && it->second.Matches(w)) weights[i] = &it->second.copy->view();
+      }
+    }
     size_t shared_bytes = 0, thread_floats = 0;
     std::vector<uint8_t> uses_shared(nodes.size());
     for (size_t i = 0; i < nodes.size(); ++i) {
       const Node& node = nodes[i];
       DZ_ASSERT(Supports(node));
       CheckIndices(node);
-      const ScratchNeeds needs = ScratchFor(node);
+      const ScratchNeeds needs = ScratchFor(node, weights[i]);
       uses_shared[i] = needs.shared_bytes > 0;
       shared_bytes = std::max(shared_bytes, needs.shared_bytes);
       thread_floats = std::max(thread_floats, needs.thread_floats);
@@ -237,6 +300,7 @@ class CpuBackend final : public Backend {
       for (size_t i = 0; i < nodes.size(); ++i) {
         ctx.counter = &counters_[i];
         ctx.owned = &owned_[i * nth];
+        ctx.weight = weights[i];
         Dispatch(nodes[i], ctx);
         if (i + 1 < nodes.size() && barrier_after[i]) pool_.Barrier();
       }
@@ -256,14 +320,48 @@ class CpuBackend final : public Backend {
     return hw == 0 ? 1 : static_cast<int>(hw);
   }
 
+  struct Repacked {
+    const RepackedBuffer* copy;
+    DType type;
+    int64_t ne0, ne1;
+    bool Matches(const Tensor& w) const {
+      return w.type == type && w.ne[0] == ne0 && w.ne[1] == ne1 && w.ne[2] == 1 && w.ne[3] == 1 &&
+             w.contiguous();
+    }
+  };
+
   const Kernels& kernels_;
   ThreadPool pool_;
+  std::unordered_map<const void*, Repacked> repacked_;  // by the original weight's data address
   DeviceInfo info_;
   std::vector<uint8_t> shared_;
   std::vector<float> per_thread_;
   std::unique_ptr<std::atomic<int64_t>[]> counters_;
   std::unique_ptr<WorkCounter[]> owned_;
 };
+
+RepackedBuffer::RepackedBuffer(CpuBackend& backend, const Tensor& weight, const RepackFns& fns)
+    : backend_(backend), key_(weight.data) {
+  view_.fns = &fns;
+  view_.stride = fns.row_bytes(weight.ne[0]);
+  size_ = view_.stride * static_cast<uint64_t>(weight.ne[1]);
+  void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) {
+    Fail("cpu backend: cannot allocate {} bytes to repack weight '{}': {}", size_, weight.name,
+         std::strerror(errno));
+  }
+  // Fewer TLB misses while generation streams the weights; a hint, so failure is harmless.
+  madvise(p, size_, MADV_HUGEPAGE);
+  data_ = p;
+  view_.data = static_cast<const uint8_t*>(p);
+}
+
+RepackedBuffer::~RepackedBuffer() {
+  backend_.Forget(key_);
+  munmap(data_, size_);
+}
+
+Backend& RepackedBuffer::backend() const { return backend_; }
 
 }  // namespace
 }  // namespace cpu

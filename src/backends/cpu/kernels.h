@@ -63,6 +63,26 @@ struct GemmFns {
   int min_rows = 0;
 };
 
+// Optional layout of the table's own for one weight type, into which the CPU backend copies
+// weights at load (Backend::PrepareWeight) when the table has one. `repack` writes `rows` rows of
+// k elements, read from src (rows src_stride bytes apart, in the file's layout), to dst, rows
+// row_bytes(k) apart. dot, gemv and gemm are the type's functions for weights in that layout (w and
+// w_stride point into the copy), with the contracts above. Results may differ from the file
+// layout's by float summation order.
+struct RepackFns {
+  const char* name = nullptr;  // the layout, for reports ("q4_0x16")
+  size_t (*row_bytes)(int64_t k) = nullptr;
+  void (*repack)(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) = nullptr;
+  DotTileFn dot = nullptr;
+  GemvFn gemv = nullptr;
+  GemmFns gemm;
+  // Optional: gemv's activation in a form of the layout's own, made once per MATMUL and thread
+  // from the converted row `a` into `dst` (gemv_act_bytes(k) bytes, 64-byte aligned); gemv then
+  // takes that instead of the converted row, with the same results.
+  size_t (*gemv_act_bytes)(int64_t k) = nullptr;
+  void (*gemv_act)(int64_t k, const void* a, void* dst) = nullptr;
+};
+
 // ATTENTION (core/graph.h) with f16 K and V caches and no softcap, for the query rows of
 // `tokens` tokens × `heads` heads that read one kv head, over the cells 0 .. nc − 1. Query row
 // (t, h) is q + t·q_token_stride + h·q_head_stride (floats), its output out + t·out_token_stride +
@@ -100,7 +120,8 @@ struct Kernels {
   // Quantized dot tiles with one activation row read their weight rows one after another (not
   // interleaved), so MATMUL may hand them several rows at once during generation.
   bool gemv_reads_rows_in_turn = false;
-  GemvFn gemv[kDTypeSlots] = {};  // by weight type; optional, M = 1 (else dot tiles)
+  GemvFn gemv[kDTypeSlots] = {};         // by weight type; optional, M = 1 (else dot tiles)
+  RepackFns repacked[kDTypeSlots] = {};  // by weight type; optional (see RepackFns)
 
   // Attention and cache primitives.
   void (*axpy_f32)(float alpha, const float* x, float* y, int64_t n) = nullptr;  // y += alpha·x

@@ -3,6 +3,8 @@
 // - dot products equal the reference's integer-exact dot (reference::DotRow) up to float
 //   summation order;
 // - a tile's outputs do not depend on the tile shape, and the generation path (gemv) equals them;
+// - weight layouts a table repacks into (RepackFns) give the same results through all three
+//   paths (dot tiles, gemv, prompt GEMM);
 // - the vectorized activations are accurate;
 // - the thread pool's barrier orders phases.
 #include <gtest/gtest.h>
@@ -13,6 +15,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <limits>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
@@ -331,6 +334,103 @@ TEST(CpuKernels, GemvEqualsDotTiles) {
       }
     }
   }
+}
+
+// Weights in a table's own layout (RepackFns): the dot tiles, the generation path and the prompt
+// GEMM on the repacked copy against the reference's integer-exact dot on the file's layout, and
+// bit for bit across tile shapes, rows per gemv call and GEMM call shapes. Lengths: one block,
+// partial and whole groups of the layout (q4_0x16: 16 blocks), several groups with a partial
+// last one, and past the 64 steps a gemv call prepares.
+TEST(CpuKernels, RepackedWeightsMatchReferenceOnEveryPath) {
+  int layouts = 0;
+  for (const Kernels* k : Tables()) {
+    for (DType type : kWeightTypes) {
+      const RepackFns& f = k->repacked[static_cast<size_t>(type)];
+      if (f.repack == nullptr) continue;
+      ++layouts;
+      const GemmFns& g0 = k->gemm[static_cast<size_t>(type)];
+      for (int64_t len : {32, 224, 512, 544, 768, 2048, 3072, 33280}) {
+        if (len % Traits(type).block_size != 0) continue;
+        const int64_t n = len > 4096 ? 9 : 37, m = len > 4096 ? 2 : 9;
+        const DotCase c = MakeCase(*k, type, len, n, m, 23);
+        const size_t stride = f.row_bytes(len);
+        ASSERT_GE(stride, c.w_stride);
+        ASSERT_EQ(stride % 64, 0u) << f.name;
+        // Filled with 0xAB first: the repack must write every byte of each row, padding included.
+        std::vector<uint8_t> w(stride * static_cast<size_t>(n) + 64, 0xAB);
+        f.repack(len, c.w.data(), c.w_stride, n, w.data());
+        EXPECT_EQ(w.back(), 0xAB) << "repack wrote past its rows";
+        for (size_t i = 0; i < stride * static_cast<size_t>(n); ++i) {
+          if (w[i] == 0xAB) {
+            bool padding = i % stride >= c.w_stride;
+            if (padding) {
+              ADD_FAILURE() << f.name << " k=" << len << ": padding byte " << i << " not written";
+              break;
+            }
+          }
+        }
+        const std::string what = std::string(f.name) + " (" + k->isa + ") k=" + std::to_string(len);
+        auto tiles = [&](int tw, int ta) {
+          std::vector<float> out(static_cast<size_t>(n * m));
+          for (int64_t r = 0; r < n; r += tw) {
+            for (int64_t col = 0; col < m; col += ta) {
+              f.dot(len, w.data() + r * stride, stride,
+                    static_cast<int>(std::min<int64_t>(tw, n - r)), c.a.data() + col * c.a_stride,
+                    c.a_stride, static_cast<int>(std::min<int64_t>(ta, m - col)),
+                    out.data() + col * n + r, static_cast<size_t>(n));
+            }
+          }
+          return out;
+        };
+        const std::vector<float> got = tiles(4, 4);
+        double err = 0, ref = 0;
+        for (int64_t r = 0; r < n; ++r) {
+          for (int64_t col = 0; col < m; ++col) {
+            const double want = reference::DotRow(type, c.w.data() + r * c.w_stride,
+                                                  c.a.data() + col * c.a_stride, len);
+            const double diff = got[col * n + r] - want;
+            err += diff * diff;
+            ref += want * want;
+          }
+        }
+        EXPECT_LT(err / ref, 1e-11) << what;
+        for (auto [tw, ta] : {std::pair{1, 1}, {3, 2}, {4, 1}, {1, 4}}) {
+          EXPECT_EQ(got, tiles(tw, ta)) << what << " tile " << tw << "x" << ta;
+        }
+        // gemv: bit for bit the one-row tiles of the first activation row (on the activation
+        // prepared by gemv_act, when the layout has one).
+        const std::vector<float> one = tiles(1, 1);
+        const void* act = c.a.data();
+        std::vector<uint8_t> prepared;
+        if (f.gemv_act != nullptr) {
+          prepared.resize(f.gemv_act_bytes(len) + 64);
+          void* p = prepared.data();
+          size_t space = prepared.size();
+          act = std::align(64, f.gemv_act_bytes(len), p, space);
+          f.gemv_act(len, c.a.data(), const_cast<void*>(act));
+        }
+        for (int64_t rows : {1, 5, 16, 37}) {
+          std::vector<float> out(static_cast<size_t>(n), -1.0f);
+          for (int64_t r = 0; r < n; r += rows) {
+            f.gemv(len, w.data() + r * stride, stride, std::min(rows, n - r), act, out.data() + r);
+          }
+          EXPECT_EQ(0, std::memcmp(one.data(), out.data(), out.size() * sizeof(float)))
+              << what << " gemv, rows per call " << rows;
+        }
+        // The prompt GEMM on the copy equals the GEMM on the file's layout bit for bit.
+        if (g0.gemm != nullptr) {
+          DotCase rc = c;
+          rc.w = w;
+          rc.w_stride = stride;
+          const std::vector<float> want = RunGemm(g0, c, g0.rows, 1024);
+          for (auto [tw, ta] : {std::pair{f.gemm.rows, 1024}, {1, 4}, {3, 8}, {17, 256}}) {
+            EXPECT_EQ(want, RunGemm(f.gemm, rc, tw, ta)) << what << " gemm " << tw << "x" << ta;
+          }
+        }
+      }
+    }
+  }
+  if (layouts == 0) GTEST_SKIP() << "no kernel table on this host repacks weights";
 }
 
 double SiluExact(double x) { return x / (1.0 + std::exp(-x)); }

@@ -26,6 +26,14 @@ inline void SplitRange(int64_t n, int ith, int nth, int64_t* begin, int64_t* end
   *end = n * (ith + 1) / nth;
 }
 
+// A MATMUL weight that the backend copied into its kernel table's own layout at load
+// (kernels.h RepackFns): the copy's rows are `stride` bytes apart from `data`.
+struct RepackedWeight {
+  const RepackFns* fns = nullptr;
+  const uint8_t* data = nullptr;
+  size_t stride = 0;
+};
+
 struct OpContext {
   int ith = 0;
   int nth = 1;
@@ -35,6 +43,7 @@ struct OpContext {
   float* thread_scratch = nullptr;          // this thread's own area
   std::atomic<int64_t>* counter = nullptr;  // zero at the start of the node; for dynamic splits
   WorkCounter* owned = nullptr;             // nth counters, zero at the start of the node
+  const RepackedWeight* weight = nullptr;   // MATMUL: its weight's repacked copy, if it has one
   void Barrier() const { pool->Barrier(); }
 
   // Calls f(begin, end) on chunks of at most `chunk` of the items [0, n). Each thread owns a
@@ -62,7 +71,8 @@ struct ScratchNeeds {
   size_t shared_bytes = 0;
   size_t thread_floats = 0;
 };
-ScratchNeeds ScratchFor(const Node& node);
+// weight: a MATMUL's repacked weight, if it has one.
+ScratchNeeds ScratchFor(const Node& node, const RepackedWeight* weight = nullptr);
 
 // Address of row `r` of `t` (rows numbered over ne[1], ne[2], ne[3] in that order).
 inline char* RowPtr(const Tensor& t, int64_t r) {
@@ -82,7 +92,7 @@ void Glu(const Node& node, const OpContext& ctx);
 void Attention(const Node& node, const OpContext& ctx);
 void StoreKV(const Node& node, const OpContext& ctx);
 
-ScratchNeeds MatMulScratch(const Node& node);
+ScratchNeeds MatMulScratch(const Node& node, const RepackedWeight* weight);
 ScratchNeeds RopeScratch(const Node& node);
 ScratchNeeds AttentionScratch(const Node& node);
 

@@ -62,8 +62,10 @@ constexpr int64_t kGemmMinRows = 4;
 
 // The packed-quad GEMM (kernels.h GemmFns) for prompt batches, when the table has one for the
 // weight type; nullptr: dot tiles.
-const GemmFns* PromptGemm(const Kernels& kernels, const Node& node) {
-  const GemmFns& g = kernels.gemm[static_cast<size_t>(node.src[1]->type)];
+const GemmFns* PromptGemm(const Kernels& kernels, const Node& node,
+                          const RepackedWeight* repacked = nullptr) {
+  const GemmFns& g =
+      repacked ? repacked->fns->gemm : kernels.gemm[static_cast<size_t>(node.src[1]->type)];
   return g.gemm != nullptr && node.src[0]->rows() >= std::max<int64_t>(kGemmMinRows, g.min_rows)
              ? &g
              : nullptr;
@@ -75,10 +77,10 @@ uint64_t PackedBytes(const GemmFns& g, const Node& node) {
 
 }  // namespace
 
-ScratchNeeds MatMulScratch(const Node& node) {
+ScratchNeeds MatMulScratch(const Node& node, const RepackedWeight* weight) {
   ScratchNeeds needs;
   auto floats = [](uint64_t bytes) { return static_cast<size_t>((bytes + 3) / 4); };
-  if (const GemmFns* g = PromptGemm(SelectKernels(), node)) {
+  if (const GemmFns* g = PromptGemm(SelectKernels(), node, weight)) {
     // The packed quads are shared; a quad's rows are converted in the thread's own scratch just
     // before they are packed, and a repacked weight chunk reuses that scratch afterwards.
     needs.shared_bytes = PackedBytes(*g, node);
@@ -89,6 +91,11 @@ ScratchNeeds MatMulScratch(const Node& node) {
     }
   } else if (NeedsConversion(node) && node.src[0]->rows() == 1) {
     needs.thread_floats = floats(ActivationRowBytes(node));
+    // A repacked layout's generation path prepares the converted row once more, after it.
+    if (weight != nullptr && weight->fns->gemv_act_bytes != nullptr) {
+      needs.thread_floats =
+          floats(ActivationRowBytes(node) + 64 + weight->fns->gemv_act_bytes(node.src[0]->ne[0]));
+    }
   } else if (NeedsConversion(node)) {
     needs.shared_bytes = ActivationRowBytes(node) * static_cast<uint64_t>(node.src[0]->rows());
   }
@@ -103,7 +110,10 @@ void MatMul(const Node& node, const OpContext& ctx) {
   const int64_t n = w.ne[1];
   const int64_t m = x.rows();
   const DType act = ActivationType(w.type);
-  const DotTileFn dot = ctx.kernels->dot[static_cast<size_t>(w.type)];
+  // A weight repacked at load is read from its copy, with the layout's own functions.
+  const RepackedWeight* repacked = ctx.weight;
+  const DotTileFn dot =
+      repacked ? repacked->fns->dot : ctx.kernels->dot[static_cast<size_t>(w.type)];
   DZ_ASSERT(dot != nullptr);
 
   const bool convert = NeedsConversion(node);
@@ -116,7 +126,7 @@ void MatMul(const Node& node, const OpContext& ctx) {
       ctx.kernels->to_activation[static_cast<size_t>(act)](src, dst, k);
     }
   };
-  const GemmFns* gemm = PromptGemm(*ctx.kernels, node);
+  const GemmFns* gemm = PromptGemm(*ctx.kernels, node, repacked);
   const uint8_t* a_base = nullptr;
   size_t a_stride = 0;
   if (gemm != nullptr && convert) {
@@ -141,8 +151,8 @@ void MatMul(const Node& node, const OpContext& ctx) {
     a_stride = x.nb[1];
   }
 
-  const auto* w_base = static_cast<const uint8_t*>(w.data);
-  const size_t w_stride = w.nb[1];
+  const auto* w_base = repacked ? repacked->data : static_cast<const uint8_t*>(w.data);
+  const size_t w_stride = repacked ? repacked->stride : w.nb[1];
   // Output rows are evenly strided: out is created contiguous by the graph.
   auto* o_base = static_cast<uint8_t*>(out.data);
   const size_t o_stride_floats = out.nb[1] / sizeof(float);
@@ -235,7 +245,17 @@ void MatMul(const Node& node, const OpContext& ctx) {
     const int64_t quads = (n + kTileRows - 1) / kTileRows;
     const int64_t chunk = std::clamp<int64_t>(quads / (8 * ctx.nth), 1, 32);
     auto* o = reinterpret_cast<float*>(o_base);
-    const GemvFn gemv = ctx.kernels->gemv[static_cast<size_t>(w.type)];
+    const GemvFn gemv =
+        repacked ? repacked->fns->gemv : ctx.kernels->gemv[static_cast<size_t>(w.type)];
+    if (repacked != nullptr && repacked->fns->gemv_act != nullptr) {
+      // The layout's gemv takes the row prepared once here, not once per call (chunk).
+      DZ_ASSERT(convert);
+      const uintptr_t end =
+          reinterpret_cast<uintptr_t>(ctx.thread_scratch) + ActivationRowBytes(node);
+      auto* prepared = reinterpret_cast<uint8_t*>((end + 63) / 64 * 64);
+      repacked->fns->gemv_act(k, a_base, prepared);
+      a_base = prepared;
+    }
     ctx.ForEachOwnedChunk(quads, chunk, [&](int64_t q0, int64_t q1) {
       const int64_t r1 = std::min(n, q1 * kTileRows);
       if (gemv != nullptr) {
