@@ -209,3 +209,45 @@ def test_compare_llamacpp_on_stories(tmp_path):
     assert tg["dizuo_of_adjacent_limit"] == pytest.approx(tg["dizuo_ts"] / tg["adjacent_limit_ts"])
     assert f"({100 * tg['dizuo_of_adjacent_limit']:.0f}%)" in r.stdout
     assert "against the probes adjacent to each row" in r.stdout
+
+
+@pytest.fixture(scope="module")
+def tiny_q4_0(tmp_path_factory):
+    path = tmp_path_factory.mktemp("tiny") / "llama-tiny-q4_0.gguf"
+    ok("make-model", "--arch", "llama", "--preset", "tiny", "--type", "q4_0", "-o", path)
+    return path
+
+
+def test_no_repack_reads_the_file_layout(tiny_q4_0):
+    """Weights repacked at load are reported; --no-repack turns repacking off."""
+    args = ["bench", "-m", tiny_q4_0, "-p", "8", "-n", "2", "-r", "1", "-t", "1", "-o", "json"]
+    default = json.loads(ok(*args).stdout)["results"][0]
+    plain = json.loads(ok(*args, "--no-repack").stdout)["results"][0]
+    assert plain["repacked_tensors"] == 0 and plain["repacked_bytes"] == 0
+    # The CPU backend repacks q4_0 only with its AVX-512 kernels; the tiny llama has 4 layers of 7
+    # MATMUL weights and an untied output layer, all q4_0.
+    assert default["repacked_tensors"] in (0, 29)
+    assert (default["repacked_bytes"] > 0) == (default["repacked_tensors"] > 0)
+    assert default["repacked_bytes"] <= default["weight_bytes"]
+    md = ok("bench", "-m", tiny_q4_0, "-p", "8", "-n", "0", "-r", "1", "-t", "1").stdout
+    assert "| repacked at load |" in md
+
+
+def test_ab_dizuo_alternates_and_reports_median_ratios(tiny_q4_0, tmp_path):
+    out = tmp_path / "ab.json"
+    r = subprocess.run([str(ROOT / "bench" / "ab-dizuo"), "--dizuo", BIN, "-m", str(tiny_q4_0),
+                        "-t", "1", "-p", "8", "-n", "2", "--rounds", "2", "-r", "1",
+                        "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "| model | threads | test | A t/s | B t/s | A ÷ B | rounds min-max |" in r.stdout
+    data = json.loads(out.read_text())
+    assert data["b"][-1] == "--no-repack"
+    rounds = data["runs"][0]["rounds"]
+    assert len(rounds) == 2
+    for test in ("pp8", "tg2"):
+        ratios = [x["a"][test] / x["b"][test] for x in rounds]
+        assert f"| {statistics.median(ratios):.2f}× | {min(ratios):.2f}-{max(ratios):.2f} |" in \
+            r.stdout
+    bad = subprocess.run([str(ROOT / "bench" / "ab-dizuo"), "--dizuo", BIN, "-m",
+                          str(tmp_path / "missing.gguf")], capture_output=True, text=True)
+    assert bad.returncode != 0 and "missing.gguf: no such model file" in bad.stderr

@@ -3,12 +3,16 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <limits>
+#include <vector>
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include "core/error.h"
@@ -158,6 +162,58 @@ TEST(GgufRoundTrip, WriteFileThenOpen) {
     File moved = std::move(file);
     EXPECT_EQ(moved.FindTensor("t")->data, t->data);
   }
+  std::filesystem::remove(path);
+}
+
+// Pages of t->data .. + nbytes mapped into this process (present in /proc/self/pagemap).
+int64_t MappedPages(const TensorInfo& t) {
+  const auto page = static_cast<uintptr_t>(sysconf(_SC_PAGESIZE));
+  const uintptr_t first = reinterpret_cast<uintptr_t>(t.data) / page;
+  const uintptr_t last = (reinterpret_cast<uintptr_t>(t.data) + t.nbytes - 1) / page;
+  const int fd = open("/proc/self/pagemap", O_RDONLY);
+  EXPECT_GE(fd, 0);
+  std::vector<uint64_t> entries(last - first + 1);
+  const ssize_t got = pread(fd, entries.data(), entries.size() * 8, static_cast<off_t>(first * 8));
+  close(fd);
+  EXPECT_EQ(got, static_cast<ssize_t>(entries.size() * 8));
+  int64_t n = 0;
+  for (uint64_t e : entries) n += static_cast<int64_t>(e >> 63);
+  return n;
+}
+
+// Released pages (weights a backend copied) leave the process and come back from the file, with the
+// same bytes, when touched again; ranges outside the mapping and files parsed from memory are
+// ignored.
+TEST(GgufRoundTrip, ReleasedPagesLeaveTheProcessAndReadBack) {
+  const auto path = std::filesystem::temp_directory_path() /
+                    ("dizuo_gguf_release_" + std::to_string(getpid()) + ".gguf");
+  Writer writer;
+  writer.Set("general.architecture", Value("llama"));
+  std::vector<uint8_t> data(3 << 20);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7 + i / 4096);
+  writer.AddTensor("t", DType::I8, {static_cast<int64_t>(data.size())}, data);
+  writer.WriteFile(path.string());
+  {
+    const File file = File::Open(path.string());
+    const TensorInfo* t = file.FindTensor("t");
+    ASSERT_NE(t, nullptr);
+    EXPECT_TRUE(std::equal(t->bytes().begin(), t->bytes().end(), data.begin(), data.end()));
+    const int64_t pages = static_cast<int64_t>(data.size() / sysconf(_SC_PAGESIZE));
+    EXPECT_GE(MappedPages(*t), pages);
+    file.ReleasePages(t->data, t->nbytes);
+    EXPECT_LE(MappedPages(*t), 2) << "only the partial first and last pages stay";
+    file.ReleasePages(t->data, uint64_t{1} << 40);  // past the mapping: ignored
+    file.ReleasePages(data.data(), data.size());    // not in the mapping: ignored
+    EXPECT_TRUE(std::equal(t->bytes().begin(), t->bytes().end(), data.begin(), data.end()));
+    EXPECT_GE(MappedPages(*t), pages);
+  }
+  std::ifstream in(path, std::ios::binary);
+  const std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), {});
+  const File parsed = File::Parse(bytes);
+  const TensorInfo* t = parsed.FindTensor("t");
+  ASSERT_NE(t, nullptr);
+  parsed.ReleasePages(t->data, t->nbytes);  // no mapping: nothing happens
+  EXPECT_TRUE(std::equal(t->bytes().begin(), t->bytes().end(), data.begin(), data.end()));
   std::filesystem::remove(path);
 }
 
