@@ -155,7 +155,8 @@ class CpuBackend;
 
 // A weight's copy in the kernel table's own layout (kernels.h RepackFns), in anonymous memory of
 // its own (page-aligned; transparent huge pages where the kernel gives them). Destroying it makes
-// the backend read the weight where it is again.
+// the backend read the weight where it is again. The constructor throws dizuo::Error when the
+// memory cannot be had.
 class RepackedBuffer final : public Buffer {
  public:
   RepackedBuffer(CpuBackend& backend, const Tensor& weight, const RepackFns& fns);
@@ -237,7 +238,12 @@ class CpuBackend final : public Backend {
         weight.ne[0] % Traits(weight.type).block_size != 0 || repacked_.count(weight.data) != 0) {
       return nullptr;
     }
-    auto buffer = std::make_unique<RepackedBuffer>(*this, weight, fns);
+    std::unique_ptr<RepackedBuffer> buffer;
+    try {
+      buffer = std::make_unique<RepackedBuffer>(*this, weight, fns);
+    } catch (const Error&) {
+      return nullptr;  // no memory for a copy: the weight is read where it is, as without one
+    }
     // Rows split across every core, not only the pool's threads: the copy is a byte shuffle,
     // bound by the page faults of its new memory (the kernel zeroes each page first: 74% of a
     // 1-thread load of llama 1b Q4_0 on a 2-vCPU EPYC VM, 1.02-1.16 s).

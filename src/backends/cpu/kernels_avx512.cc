@@ -243,8 +243,10 @@ struct KernelQ4_0 {
 // Layout (RepackQ4_0x16; a row of nb = k / 32 blocks, rows Q4_0x16RowBytes(k) apart): groups of
 // t = 16 blocks (the last group: the blocks left), group g at byte 288·g: 4 vectors of 4·t bytes,
 // where dword l of vector v is block 16g + l's quant bytes 4v .. 4v + 3, then the group's t f16
-// scales; then zeros up to the row stride (a multiple of 64). The row is read front to back, as
-// the file's layout is, 288 bytes per step.
+// scales: 18 bytes per block, as in the file. The row is read front to back, as the file's layout
+// is, 288 bytes per step. Rows padded to a multiple of 64 bytes measured the same (125m Q4_0
+// tg64, 4 alternated rounds: unpadded ÷ padded 1.01× with 1 thread, 0.99× with 2) and cost 3.7%
+// more memory for 768-long rows, so rows are not padded.
 // A step decodes 16 blocks with four 64-byte loads, one f16 conversion of their scales and no
 // permute: each of its 8 vpdpbusd adds 4 products of every block into that block's lane, so one
 // conversion and one FMA per step scale 16 exact block sums. The file's layout (KernelQ4_0)
@@ -255,7 +257,7 @@ struct KernelQ4_0 {
 // after each group (one prefetch per line both; see kPrefetchStride).
 constexpr int64_t kQ4x16Blocks = 16;
 
-size_t Q4_0x16RowBytes(int64_t k) { return static_cast<size_t>((k / 32 * 18 + 63) / 64 * 64); }
+size_t Q4_0x16RowBytes(int64_t k) { return static_cast<size_t>(k / 32 * 18); }
 
 void RepackQ4_0x16(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
   const int64_t nb = k / 32;
@@ -302,8 +304,10 @@ struct KernelQ4_0x16 {
   // Two prefetches per cache line. llama 1b Q4_0 tg16, 1 thread, EPYC Zen 4 (two alternated
   // rounds, t/s): 37.8 / 36.9 against 26.7 / 25.6 with one per line (the file layout: 30.5 /
   // 30.1 and 29.4 / 28.5); one per 16 bytes 33.3 / 34.0. Prefetching to L2 (T1) instead: 30.9 /
-  // 31.6. Why the second prefetch of a line pays is not known (no hardware counters on this
-  // virtual machine); a first one that is dropped while many misses are in flight is a guess.
+  // 31.6. On the final kernel (bench/ab-dizuo, 1b tg32, 3 rounds): one per line 0.70× with 1
+  // thread and 0.89× with 2; 8 KB ahead instead of 4 KB 0.92× and 0.97×. Why the second
+  // prefetch of a line pays is not known (no hardware counters on this virtual machine); a first
+  // one that is dropped while many misses are in flight is a guess.
   static constexpr int64_t kPrefetchStride = 32;
   static __mmask16 Valid(int64_t step, int64_t blocks) {
     const int64_t t = std::min<int64_t>(kQ4x16Blocks, blocks - kQ4x16Blocks * step);

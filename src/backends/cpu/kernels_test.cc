@@ -355,7 +355,6 @@ TEST(CpuKernels, RepackedWeightsMatchReferenceOnEveryPath) {
         const DotCase c = MakeCase(*k, type, len, n, m, 23);
         const size_t stride = f.row_bytes(len);
         ASSERT_GE(stride, c.w_stride);
-        ASSERT_EQ(stride % 64, 0u) << f.name;
         // Filled with 0xAB first: the repack must write every byte of each row, padding included.
         std::vector<uint8_t> w(stride * static_cast<size_t>(n) + 64, 0xAB);
         f.repack(len, c.w.data(), c.w_stride, n, w.data());

@@ -1,4 +1,6 @@
-// MATMUL: out[N, M] = x[K, M] · w[K, N]ᵀ on the weight's bytes in place.
+// MATMUL: out[N, M] = x[K, M] · w[K, N]ᵀ on the weight's bytes in place, or on the backend's copy
+// of them in its kernel table's own layout when the weight was repacked at load (OpContext::weight,
+// kernels.h RepackFns).
 //
 // Phase 1 converts each activation row once to the weight's activation type (Q8_0 / Q8_1 / Q8_K,
 // f16 / bf16 rounding), rows split across threads; a single row (generation) is converted by every
