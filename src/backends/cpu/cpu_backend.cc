@@ -259,8 +259,13 @@ class CpuBackend final : public Backend {
                    dst + begin * stride);
       }
     };
-    const int cores = static_cast<int>(std::thread::hardware_concurrency());
-    if (cores <= pool_.size()) {
+    // A team of its own is started per weight, so it is kept to kMaxLoadThreads threads and to
+    // weights of at least kMinTeamBytes (a thread start costs tens of microseconds).
+    constexpr int kMaxLoadThreads = 16;
+    constexpr uint64_t kMinTeamBytes = uint64_t{1} << 20;
+    const int cores =
+        std::min(static_cast<int>(std::thread::hardware_concurrency()), kMaxLoadThreads);
+    if (cores <= pool_.size() || weight.bytes() < kMinTeamBytes) {
       pool_.Run([&](int ith) { part(ith, pool_.size()); });
     } else {
       std::vector<std::jthread> team;
