@@ -73,6 +73,15 @@ const GemmFns* PromptGemm(const Kernels& kernels, const Node& node,
              : nullptr;
 }
 
+// A repacked layout's prepared activation (RepackFns::gemv_act) sits in the thread's scratch at
+// the first 64-byte boundary after the converted row; MatMulScratch reserves kPreparedAlign more
+// bytes for that.
+constexpr uint64_t kPreparedAlign = 64;
+uint8_t* PreparedActivation(float* thread_scratch, uint64_t row_bytes) {
+  const uintptr_t end = reinterpret_cast<uintptr_t>(thread_scratch) + row_bytes;
+  return reinterpret_cast<uint8_t*>((end + kPreparedAlign - 1) / kPreparedAlign * kPreparedAlign);
+}
+
 uint64_t PackedBytes(const GemmFns& g, const Node& node) {
   return g.pack_bytes(node.src[0]->ne[0]) * static_cast<uint64_t>((node.src[0]->rows() + 3) / 4);
 }
@@ -95,8 +104,8 @@ ScratchNeeds MatMulScratch(const Node& node, const RepackedWeight* weight) {
     needs.thread_floats = floats(ActivationRowBytes(node));
     // A repacked layout's generation path prepares the converted row once more, after it.
     if (weight != nullptr && weight->fns->gemv_act_bytes != nullptr) {
-      needs.thread_floats =
-          floats(ActivationRowBytes(node) + 64 + weight->fns->gemv_act_bytes(node.src[0]->ne[0]));
+      needs.thread_floats = floats(ActivationRowBytes(node) + kPreparedAlign +
+                                   weight->fns->gemv_act_bytes(node.src[0]->ne[0]));
     }
   } else if (NeedsConversion(node)) {
     needs.shared_bytes = ActivationRowBytes(node) * static_cast<uint64_t>(node.src[0]->rows());
@@ -252,9 +261,7 @@ void MatMul(const Node& node, const OpContext& ctx) {
     if (repacked != nullptr && repacked->fns->gemv_act != nullptr) {
       // The layout's gemv takes the row prepared once here, not once per call (chunk).
       DZ_ASSERT(convert);
-      const uintptr_t end =
-          reinterpret_cast<uintptr_t>(ctx.thread_scratch) + ActivationRowBytes(node);
-      auto* prepared = reinterpret_cast<uint8_t*>((end + 63) / 64 * 64);
+      uint8_t* prepared = PreparedActivation(ctx.thread_scratch, ActivationRowBytes(node));
       repacked->fns->gemv_act(k, a_base, prepared);
       a_base = prepared;
     }
