@@ -190,8 +190,16 @@ int Run(const std::filesystem::path& dir) {
 }  // namespace dizuo
 
 int main(int argc, char** argv) {
-  if (argc != 2) {
-    std::fprintf(stderr, "usage: %s OUT_DIR\n", argv[0]);
+  const char* usage =
+      "usage: %s OUT_DIR\n"
+      "Writes test inputs, their quantized bytes and decodings for every convertible type into\n"
+      "OUT_DIR (created if missing), for tests/quant_crosscheck.py.\n";
+  if (argc == 2 && (std::strcmp(argv[1], "--help") == 0 || std::strcmp(argv[1], "-h") == 0)) {
+    std::printf(usage, argv[0]);
+    return 0;
+  }
+  if (argc != 2 || argv[1][0] == '-') {
+    std::fprintf(stderr, usage, argv[0]);
     return 2;
   }
   try {
