@@ -235,7 +235,8 @@ class CpuBackend final : public Backend {
     const RepackFns& fns = kernels_.repacked[static_cast<size_t>(weight.type)];
     if (fns.repack == nullptr || weight.data == nullptr || !weight.contiguous() ||
         weight.ne[2] != 1 || weight.ne[3] != 1 || weight.elements() == 0 ||
-        weight.ne[0] % Traits(weight.type).block_size != 0 || repacked_.count(weight.data) != 0) {
+        weight.ne[0] % Traits(weight.type).block_size != 0 || fns.row_bytes(weight.ne[0]) == 0 ||
+        repacked_.count(weight.data) != 0) {
       return nullptr;
     }
     std::unique_ptr<RepackedBuffer> buffer;

@@ -154,9 +154,10 @@ TEST_F(CpuVsReference, RepackedWeightsAreReadFromTheirCopy) {
           auto cpu = CreateCpuBackend({.threads = threads});
           std::unique_ptr<Buffer> copy = cpu->PrepareWeight(w);
           const char* isa = cpu::SelectKernels().isa;
-          const bool has_layout =
-              cpu::SelectKernels().repacked[static_cast<size_t>(type)].repack != nullptr;
-          ASSERT_EQ(copy != nullptr, has_layout) << isa << " " << Name(type);
+          // A layout may decline some row lengths (q4_Kx16: odd numbers of super-blocks).
+          const cpu::RepackFns& fns = cpu::SelectKernels().repacked[static_cast<size_t>(type)];
+          const bool has_layout = fns.repack != nullptr && fns.row_bytes(k) != 0;
+          ASSERT_EQ(copy != nullptr, has_layout) << isa << " " << Name(type) << " k=" << k;
           if (copy == nullptr) continue;
           EXPECT_EQ(&copy->backend(), cpu.get());
           EXPECT_EQ(cpu->PrepareWeight(w), nullptr) << "a weight is copied once";

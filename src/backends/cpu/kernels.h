@@ -66,11 +66,12 @@ struct GemmFns {
 // Optional layout of the table's own for one weight type, into which the CPU backend copies
 // weights at load (Backend::PrepareWeight) when the table has one. `repack` writes `rows` rows of
 // k elements, read from src (rows src_stride bytes apart, in the file's layout), to dst, rows
-// row_bytes(k) apart. dot, gemv and gemm are the type's functions for weights in that layout (w and
-// w_stride point into the copy), with the contracts above. Results may differ from the file
-// layout's by float summation order.
+// row_bytes(k) apart; row_bytes(k) = 0 means the layout does not take rows of k elements (such
+// weights stay in the file's layout). dot, gemv and gemm are the type's functions for weights in
+// that layout (w and w_stride point into the copy), with the contracts above. Results may differ
+// from the file layout's by float summation order.
 struct RepackFns {
-  const char* name = nullptr;  // the layout, for reports ("q4_0x16")
+  const char* name = nullptr;  // the layout, for reports ("q4_0x16", "q4_Kx16")
   size_t (*row_bytes)(int64_t k) = nullptr;
   void (*repack)(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) = nullptr;
   DotTileFn dot = nullptr;

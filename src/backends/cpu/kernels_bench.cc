@@ -142,19 +142,21 @@ BENCHMARK(BM_Q4_0Dram)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// q4_0 in the file's layout (repack 0) and repacked at load (1), for generation (M = 1) and a
-// prompt (M = 512), 1 thread: the 125M llama's 768 × 3072 and 3072 × 768, llama 1b's 2048 × 8192
-// and 8192 × 2048 (shape 0-3), and the 57 MB 768 × 131072 from DRAM (shape 4). Compare the two
-// layouts with --benchmark_enable_random_interleaving=true --benchmark_repetitions=N.
-void BM_Q4_0Repack(benchmark::State& state) {
-  static constexpr int64_t kShapes[][2] = {
-      {768, 3072}, {3072, 768}, {2048, 8192}, {8192, 2048}, {768, 131072}};
-  const auto& shape = kShapes[state.range(0)];
-  RunMatMul(state, DType::Q4_0, shape[0], shape[1], state.range(2), 1, state.range(1) != 0);
+// q4_0 and q4_K (type 2, 3) in the file's layout (repack 0) and repacked at load (1), for
+// generation (M = 1) and a prompt (M = 512), 1 thread: the 125M llama's 768 × 3072 and 3072 × 768,
+// llama 1b's 2048 × 8192 and 8192 × 2048 (shape 0-3), and the 768 × 131072 (57 MB in q4_0, 54 MB
+// in q4_K) from DRAM (shape 4). Compare the two layouts with
+// --benchmark_enable_random_interleaving=true --benchmark_repetitions=N.
+void BM_Repack(benchmark::State& state) {
+  static constexpr int64_t kShapes[][2] = {{768, 3072},  {3072, 768},   {2048, 8192},
+                                           {8192, 2048}, {768, 131072}, {2048, 65536}};
+  const auto& shape = kShapes[state.range(1)];
+  RunMatMul(state, kTypes[state.range(0)], shape[0], shape[1], state.range(3), 1,
+            state.range(2) != 0);
 }
-BENCHMARK(BM_Q4_0Repack)
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {0, 1}, {1, 512}})
-    ->ArgNames({"shape", "repack", "m"})
+BENCHMARK(BM_Repack)
+    ->ArgsProduct({{2, 3}, {0, 1, 2, 3, 4, 5}, {0, 1}, {1, 512}})
+    ->ArgNames({"type", "shape", "repack", "m"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
