@@ -1,8 +1,8 @@
-// Weights repacked at load (Backend::PrepareWeight) through the whole engine: synthetic q4_0 and
-// q4_K llamas run with and without repacking (EngineOptions::repack_weights). Prompt logits must
-// be bit-identical (the repacked prompt GEMMs run the file layout's operations), generation logits
-// equal up to float summation order; the copies are counted, and only the selected backend makes
-// them.
+// Weights repacked at load (Backend::PrepareWeight) through the whole engine: synthetic q4_0, q4_K
+// and q6_K llamas run with and without repacking (EngineOptions::repack_weights). Prompt logits
+// must be bit-identical (the repacked prompt GEMMs run the file layout's operations), generation
+// logits equal up to float summation order; the copies are counted, and only the selected backend
+// makes them.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -25,16 +25,20 @@ struct RepackCase {
   DType weight_type;
   int repacked;       // tensors the layout takes
   double generation;  // largest NMSE of generated logits against the file layout's
+  double prompt;      // the same for the prompt's logits (0: bit-identical, the layout's GEMM)
 };
 
-// tiny q4_0: 4 layers × 7 MATMUL weights and an untied output layer. 125m q4_K (a 512-token
-// vocabulary to keep the file small): q4_Kx16 takes rows of an even number of super-blocks, so
-// only the 12 ffn_down weights (3072 long); the 768-long rows stay in the file's layout.
-// The 12-layer model amplifies float summation order through each layer's Q8_K activation
-// rounding: its generated logits differ from the file layout's by 1e-4 - 5e-4 NMSE, as much as the
-// CPU backend's differ from the reference backend's (3e-4 - 7e-4 with or without the copies),
-// hence its looser bound; the layout's products themselves are held to 1e-11 against exact sums
-// in kernels_test (RepackedWeightsMatchReferenceOnEveryPath).
+// tiny q4_0 and q6_K: 4 layers × 7 MATMUL weights and an untied output layer. 125m q4_K (a
+// 512-token vocabulary to keep the file small): q4_Kx16 takes rows of an even number of
+// super-blocks, so only the 12 ffn_down weights (3072 long); the 768-long rows stay in the file's
+// layout. Layouts without a prompt GEMM of their own (q6_K) run the prompt on their dot tiles, in
+// another float summation order.
+// A summation-order difference far below 1e-9 can still flip the rounding of an activation
+// quantized to 8 bits in a later layer, which moves the logits by 1e-5 - 1e-3 NMSE: the CPU
+// backend's logits differ from the reference backend's by that much on these models with the
+// file's layout too (tiny q6_K: 2.5e-5 on the prompt, 2e-4 - 3e-4 on generated tokens; 125m q4_K:
+// 3e-4 - 7e-4). Where that happens the bound is 2e-3; the layouts' products themselves are held
+// to 1e-11 against exact sums in kernels_test (RepackedWeightsMatchReferenceOnEveryPath).
 class RepackTest : public ::testing::TestWithParam<RepackCase> {
  protected:
   // Each case's model is written once for the suite (the 125m one takes seconds to quantize).
@@ -101,15 +105,18 @@ TEST_P(RepackTest, RepackedModelMatchesTheFileLayout) {
 
   const auto a = Run(*repacked), b = Run(*plain);
   ASSERT_EQ(a.size(), b.size());
-  EXPECT_EQ(a[0], b[0]) << "prompt logits differ";
-  for (size_t i = 1; i < a.size(); ++i) {
+  if (GetParam().prompt == 0) {
+    EXPECT_EQ(a[0], b[0]) << "prompt logits differ";
+  }
+  for (size_t i = GetParam().prompt == 0 ? 1 : 0; i < a.size(); ++i) {
     ASSERT_EQ(a[i].size(), b[i].size());
     double err = 0, ref = 0;
     for (size_t j = 0; j < a[i].size(); ++j) {
       err += (a[i][j] - b[i][j]) * double(a[i][j] - b[i][j]);
       ref += double(b[i][j]) * b[i][j];
     }
-    EXPECT_LT(err / ref, GetParam().generation) << "generated token " << i;
+    EXPECT_LT(err / ref, i == 0 ? GetParam().prompt : GetParam().generation)
+        << (i == 0 ? "prompt" : "generated token " + std::to_string(i));
     EXPECT_GT(ref, 0.0);
   }
 }
@@ -121,8 +128,9 @@ TEST_P(RepackTest, OnlyTheSelectedBackendRepacks) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, RepackTest,
-                         ::testing::Values(RepackCase{"q4_0", "tiny", DType::Q4_0, 29, 1e-9},
-                                           RepackCase{"q4_k", "125m", DType::Q4_K, 12, 2e-3}),
+                         ::testing::Values(RepackCase{"q4_0", "tiny", DType::Q4_0, 29, 1e-9, 0},
+                                           RepackCase{"q4_k", "125m", DType::Q4_K, 12, 2e-3, 0},
+                                           RepackCase{"q6_k", "tiny", DType::Q6_K, 29, 2e-3, 2e-3}),
                          [](const auto& info) { return std::string(info.param.type); });
 
 }  // namespace

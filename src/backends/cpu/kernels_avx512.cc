@@ -783,6 +783,126 @@ struct KernelQ6_K {
   static float Finish(const Acc& acc) { return _mm512_reduce_add_ps(acc.v); }
 };
 
+// ---- Q6_K repacked at load: one super-block per step, one i32 lane per 16-element sub-block ---
+//
+// Layout (RepackQ6_Kx16; 210 bytes per super-block, as in the file). Lane p of a step holds
+// sub-block σ(p) = 4·(p mod 4) + p / 4 (the order a 4 × 4 dword transpose per 128-bit lane gives
+// the Q8_K activation). Per super-block: 2 vectors of 64 bytes where byte b of dword p of vector v
+// holds the low 4 bits of element 16σ + 4v + b (low nibble) and of 16σ + 8 + 4v + b (high
+// nibble); 1 vector whose dword p byte b holds the high 2 bits of elements 16σ + 4i + b in bits
+// 2i, 2i + 1 (i = 0..3); the 16 scales in lane order; d.
+// A step decodes its 256 weights with three 64-byte loads, 13 shifts/masks/ternary-logic ops and
+// 4 vpdpbusd (starting from the activation's −32·Σa), then one multiply by the scales, a
+// conversion and an FMA. The file's layout (KernelQ6_K) spends about 40 vector instructions per
+// super-block (scale permutes and vpmaddubsw/vpdpwssd pairs). There is no prompt GEMM for Q6_K:
+// prompts use the dot tiles, which prepare each activation step (a transpose) once per 4 weight
+// rows.
+constexpr int64_t kQ6x16StepBytes = sizeof(BlockQ6_K);
+constexpr int Q6x16SubBlock(int p) { return 4 * (p % 4) + p / 4; }
+
+size_t Q6_Kx16RowBytes(int64_t k) { return static_cast<size_t>(k / 256) * sizeof(BlockQ6_K); }
+
+void RepackQ6_Kx16(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const auto* b =
+        reinterpret_cast<const BlockQ6_K*>(static_cast<const uint8_t*>(src) + r * src_stride);
+    uint8_t* o = static_cast<uint8_t*>(dst) + r * Q6_Kx16RowBytes(k);
+    for (int64_t s = 0; s < k / 256; ++s, o += kQ6x16StepBytes) {
+      const BlockQ6_K& blk = b[s];
+      // Element e's low 4 and high 2 bits (the file's layout: DequantizeQ6_K).
+      auto low = [&](int e) {
+        return (blk.ql[64 * (e / 128) + 32 * ((e % 128) / 32 % 2) + e % 32] >>
+                (4 * ((e % 128) / 64))) &
+               0x0f;
+      };
+      auto high = [&](int e) {
+        return (blk.qh[32 * (e / 128) + e % 32] >> (2 * ((e % 128) / 32))) & 3;
+      };
+      for (int p = 0; p < 16; ++p) {
+        const int base = 16 * Q6x16SubBlock(p);
+        for (int byte = 0; byte < 4; ++byte) {
+          for (int v = 0; v < 2; ++v) {
+            o[64 * v + 4 * p + byte] = static_cast<uint8_t>(low(base + 4 * v + byte) |
+                                                            (low(base + 8 + 4 * v + byte) << 4));
+          }
+          int h = 0;
+          for (int i = 0; i < 4; ++i) h |= high(base + 4 * i + byte) << (2 * i);
+          o[128 + 4 * p + byte] = static_cast<uint8_t>(h);
+        }
+        o[192 + p] = static_cast<uint8_t>(blk.scales[Q6x16SubBlock(p)]);
+      }
+      std::memcpy(o + 208, &blk.d, 2);
+    }
+  }
+}
+
+struct KernelQ6_Kx16 {
+  using Acc = KAcc;
+  struct Act {
+    __m512i q[4];  // lane p: elements 16σ(p) + 4i .. + 3 of the activation
+    __m512i bias;  // lane p: −32·Σ a over sub-block σ(p)
+    float d;
+  };
+  struct W {
+    __m512i u[4];  // lane p: q of elements 16σ(p) + 4i .. + 3 (0..63)
+    __m512i sc;    // lane p: scale of sub-block σ(p)
+    float d;
+  };
+  static constexpr int64_t kStep = 256;
+  static constexpr int64_t kStepBytes = kQ6x16StepBytes;
+  static constexpr bool kPrefetch = true;
+  static Act PrepAct(const uint8_t* row, int64_t step, int64_t /*blocks*/) {
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(row) + step;
+    __m512i x[4];  // x[j]'s 128-bit lane m: sub-block 4j + m
+    for (int j = 0; j < 4; ++j) x[j] = _mm512_loadu_si512(a->qs + 64 * j);
+    // Per 128-bit lane m, a 4 × 4 dword transpose: q[i]'s dword j of lane m ← x[j]'s dword i,
+    // i.e. lane p = 4m + j gets sub-block 4j + m = σ(p).
+    const __m512i t0 = _mm512_unpacklo_epi32(x[0], x[1]), t1 = _mm512_unpackhi_epi32(x[0], x[1]);
+    const __m512i t2 = _mm512_unpacklo_epi32(x[2], x[3]), t3 = _mm512_unpackhi_epi32(x[2], x[3]);
+    Act r;
+    r.q[0] = _mm512_unpacklo_epi64(t0, t2);
+    r.q[1] = _mm512_unpackhi_epi64(t0, t2);
+    r.q[2] = _mm512_unpacklo_epi64(t1, t3);
+    r.q[3] = _mm512_unpackhi_epi64(t1, t3);
+    const __m512i bsums =
+        _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums)));
+    const __m512i sigma = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    r.bias = _mm512_sub_epi32(_mm512_setzero_si512(),
+                              _mm512_slli_epi32(_mm512_permutexvar_epi32(sigma, bsums), 5));
+    r.d = a->d;
+    return r;
+  }
+  static W DecodeW(const uint8_t* row, int64_t step, int64_t /*blocks*/) {
+    const uint8_t* q = row + kQ6x16StepBytes * step;
+    const __m512i ql0 = _mm512_loadu_si512(q), ql1 = _mm512_loadu_si512(q + 64);
+    const __m512i qh = _mm512_loadu_si512(q + 128);
+    const __m512i nibble = _mm512_set1_epi8(0x0f), crumb = _mm512_set1_epi8(0x30);
+    // (a & 0x0f) | b in one vpternlogd: 0xEC = (A & C) | B with A = nibbles, B = high, C = mask.
+    auto join = [&](__m512i low, __m512i high) {
+      return _mm512_ternarylogic_epi32(low, _mm512_and_si512(high, crumb), nibble, 0xEC);
+    };
+    W w;
+    w.u[0] = join(ql0, _mm512_slli_epi16(qh, 4));
+    w.u[1] = join(ql1, _mm512_slli_epi16(qh, 2));
+    w.u[2] = join(_mm512_srli_epi16(ql0, 4), qh);
+    w.u[3] = join(_mm512_srli_epi16(ql1, 4), _mm512_srli_epi16(qh, 2));
+    w.sc = _mm512_cvtepi8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 192)));
+    w.d = Half(Load<uint16_t>(q + 208));
+    return w;
+  }
+  static void Dot(const W& w, const Act& a, Acc& acc) {
+    // Σ (q − 32)·a per sub-block: |·| ≤ 16·32·128, times a scale ≤ 128 in magnitude: below 2^24,
+    // so the product converts to f32 exactly.
+    __m512i s0 = _mm512_dpbusd_epi32(a.bias, w.u[0], a.q[0]);
+    __m512i s1 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w.u[1], a.q[1]);
+    s0 = _mm512_dpbusd_epi32(s0, w.u[2], a.q[2]);
+    s1 = _mm512_dpbusd_epi32(s1, w.u[3], a.q[3]);
+    const __m512i scaled = _mm512_mullo_epi32(_mm512_add_epi32(s0, s1), w.sc);
+    acc.v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(scaled), _mm512_set1_ps(w.d * a.d), acc.v);
+  }
+  static float Finish(const Acc& acc) { return _mm512_reduce_add_ps(acc.v); }
+};
+
 // ---- tiles ------------------------------------------------------------------------------------
 
 // How far ahead the generation tiles prefetch weights (see TileFixed): 16 KB, measured on Zen 5;
@@ -1746,6 +1866,14 @@ Kernels MakeAvx512() {
                                     Q4_0x16WeightPackBytes, PackQ4_0x16Weights},
                                    PreparedActBytes<KernelQ4_0x16>,
                                    PrepareAct<KernelQ4_0x16>};
+  k.repacked[slot(DType::Q6_K)] = {"q6_Kx16",
+                                   Q6_Kx16RowBytes,
+                                   RepackQ6_Kx16,
+                                   Tile<KernelQ6_Kx16>,
+                                   GemvPrepared<KernelQ6_Kx16>,
+                                   {},
+                                   PreparedActBytes<KernelQ6_Kx16>,
+                                   PrepareAct<KernelQ6_Kx16>};
   k.gemm[slot(DType::Q5_0)] = LegacyGemm<QuadQ5_0>();
   k.gemm[slot(DType::Q8_0)] = LegacyGemm<QuadQ8_0>();
   k.gemm[slot(DType::Q4_K)] = {Q4_KPackBytes, Q4_KPack, GemmQ4_K};

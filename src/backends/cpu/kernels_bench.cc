@@ -142,7 +142,7 @@ BENCHMARK(BM_Q4_0Dram)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// q4_0 and q4_K (type 2, 3) in the file's layout (repack 0) and repacked at load (1), for
+// q4_0, q4_K and q6_K (type 2, 3, 4) in the file's layout (repack 0) and repacked at load (1), for
 // generation (M = 1) and a prompt (M = 512), 1 thread: the 125M llama's 768 × 3072 and 3072 × 768,
 // llama 1b's 2048 × 8192 and 8192 × 2048 (shape 0-3), and the 768 × 131072 (57 MB in q4_0, 54 MB
 // in q4_K) from DRAM (shape 4). Compare the two layouts with
@@ -155,7 +155,7 @@ void BM_Repack(benchmark::State& state) {
             state.range(2) != 0);
 }
 BENCHMARK(BM_Repack)
-    ->ArgsProduct({{2, 3}, {0, 1, 2, 3, 4, 5}, {0, 1}, {1, 512}})
+    ->ArgsProduct({{2, 3, 4}, {0, 1, 2, 3, 4, 5}, {0, 1}, {1, 512}})
     ->ArgNames({"type", "shape", "repack", "m"})
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
