@@ -32,7 +32,8 @@ struct ModelFlags {
 
 inline constexpr const char* kNoRepackHelp =
     "Read weights in the file's layout: the backend does not repack them into its kernels' "
-    "layout at load (the cpu backend repacks q4_0 on AVX-512 CPUs); for comparisons";
+    "layout at load (the cpu backend repacks q4_0, q4_K and q6_K on AVX-512 CPUs); for "
+    "comparisons";
 
 // -m, --backend, --backend-lib, --profile, --threads, -c, --batch, --no-repack.
 void AddModelFlags(CLI::App& app, ModelFlags& flags);
