@@ -18,10 +18,12 @@
 // Version history: 1 — initial op set (GET_ROWS, MATMUL, ADD, MUL, SCALE, RMS_NORM, ROPE, GLU,
 // ATTENTION, STORE_KV); WhyUnsupported; the plug-in entry points below. 2 — GLU's output may
 // share its gate input's storage (core/graph.h InPlaceSource): its kernel must be correct in place.
-// 3 — PrepareWeight (weights repacked at load).
+// 3 — PrepareWeight (weights repacked at load). 4 — PrepareWeight may make its copy in the
+// background: it takes a `copied` callback; FinishPreparing waits for the copies.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 #include <string>
@@ -31,7 +33,7 @@
 
 namespace dizuo {
 
-inline constexpr int kBackendApiVersion = 3;
+inline constexpr int kBackendApiVersion = 4;
 
 // What the planner and reports need to know about a device. Unknown figures are 0.
 struct DeviceInfo {
@@ -97,16 +99,25 @@ class Backend {
 
   // Optional, for host-memory backends: weights repacked at load. The model offers each weight
   // that nodes read only as MATMUL's src[1] once, before computing with it. The backend may
-  // return a buffer holding a copy of `weight` in a layout of its own kernels' choosing; until
-  // that buffer is destroyed, Compute reads the copy instead for MATMUL nodes whose weight has the
-  // same data address, type and shape. The tensor itself is unchanged, so anything else reading
-  // it sees its original bytes; the caller keeps the buffer as long as the weight is used and may
-  // let the original's memory pages go (they are read again from the file when touched).
-  // nullptr (the default): no copy, the weight is read where it is.
-  virtual std::unique_ptr<Buffer> PrepareWeight(const Tensor& weight) {
+  // return a buffer that will hold a copy of `weight` in a layout of its own kernels' choosing;
+  // until that buffer is destroyed, Compute reads the copy instead for MATMUL nodes whose weight
+  // has the same data address, type and shape, once the copy is complete. The copy may be made
+  // after PrepareWeight returns (in the background); until it is complete, Compute reads the
+  // original, so the caller keeps the original's bytes as they are. `copied` (may be empty) is
+  // called once, on any thread, when the copy is complete and no Compute reads the original for
+  // it any more: the caller may then let the original's memory pages go (they are read again from
+  // the file when touched). It is not called if the buffer is destroyed before the copy is
+  // complete. The tensor itself is unchanged, so anything else reading it sees its original
+  // bytes; the caller keeps the buffer as long as the weight is used.
+  // nullptr (the default): no copy, the weight is read where it is, and `copied` is not called.
+  virtual std::unique_ptr<Buffer> PrepareWeight(const Tensor& weight,
+                                                std::function<void()> copied = {}) {
     (void)weight;
+    (void)copied;
     return nullptr;
   }
+  // Optional: waits until every copy PrepareWeight started is complete (and its `copied` called).
+  virtual void FinishPreparing() {}
 };
 
 struct BackendOptions {

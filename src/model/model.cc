@@ -121,9 +121,11 @@ std::unique_ptr<Model> Model::Load(const gguf::File& file, Backend& backend, boo
     std::stable_sort(matmul_only.begin(), matmul_only.end(),
                      [](const Tensor* a, const Tensor* b) { return a->bytes() > b->bytes(); });
     for (Tensor* t : matmul_only) {
-      std::unique_ptr<Buffer> copy = backend.PrepareWeight(*t);
+      // The copy may complete after Load returns (in the background); its file pages are let go
+      // once it has.
+      std::unique_ptr<Buffer> copy = backend.PrepareWeight(
+          *t, [&file, data = t->data, bytes = t->bytes()] { file.ReleasePages(data, bytes); });
       if (copy == nullptr) continue;
-      file.ReleasePages(t->data, t->bytes());
       m->repacked_bytes_ += t->bytes();
       m->repacked_.push_back(std::move(copy));
     }

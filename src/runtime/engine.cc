@@ -40,6 +40,7 @@ class EngineImpl final : public Engine {
   int n_ctx() const override { return cache_->n_cells(); }
   int n_vocab() const override { return model_->config().n_vocab; }
   double load_seconds() const override { return load_seconds_; }
+  void WaitForRepackedWeights() override { backend_->FinishPreparing(); }
   const SchedulerProfile& profile() const override { return scheduler_->profile(); }
 
   std::span<const float> Decode(std::span<const BatchToken> batch) override;

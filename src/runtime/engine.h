@@ -64,6 +64,11 @@ class Engine {
   virtual int n_ctx() const = 0;
   virtual int n_vocab() const = 0;
   virtual double load_seconds() const = 0;
+  // Waits until the weights the backend repacks at load (ModelSummary::repacked_tensors) are all
+  // in its layout. They are copied in the background after Load returns, and until each is, the
+  // file's layout is read: results are the same up to float summation order, speed is not, so
+  // benchmarks call this before timing.
+  virtual void WaitForRepackedWeights() = 0;
   // Where nodes ran, what fell back to the CPU and why, and (with EngineOptions::profile) how long
   // each op type took, over all forward passes so far. profile().selected names the backend.
   virtual const SchedulerProfile& profile() const = 0;

@@ -97,6 +97,7 @@ TEST_P(RepackTest, RepackedModelMatchesTheFileLayout) {
   const bool has_layout =
       cpu::SelectKernels().repacked[static_cast<size_t>(GetParam().weight_type)].repack != nullptr;
   auto repacked = Load(true);
+  repacked->WaitForRepackedWeights();  // the copies are made in the background
   auto plain = Load(false);
   EXPECT_EQ(repacked->summary().repacked_tensors, has_layout ? GetParam().repacked : 0);
   EXPECT_EQ(repacked->summary().repacked_bytes > 0, has_layout);

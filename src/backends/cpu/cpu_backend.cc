@@ -2,10 +2,15 @@
 
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <thread>
 #include <unordered_map>
@@ -231,7 +236,13 @@ class CpuBackend final : public Backend {
     return false;
   }
 
-  std::unique_ptr<Buffer> PrepareWeight(const Tensor& weight) override {
+  // The copy is made in the background by one worker thread (with helpers on the cores the
+  // compute pool leaves free), largest weights first as the model offers them, so a load returns
+  // at once and the first tokens read the file's layout until each copy is complete: making the
+  // copies is bound by the kernel zeroing their fresh pages (74% of a 1-thread load of llama 1b
+  // Q4_0 on a 2-vCPU EPYC VM; 0.4-1.3 s for the 608 MiB of llama 1b Q4_K_M).
+  std::unique_ptr<Buffer> PrepareWeight(const Tensor& weight,
+                                        std::function<void()> copied) override {
     const RepackFns& fns = kernels_.repacked[static_cast<size_t>(weight.type)];
     if (fns.repack == nullptr || weight.data == nullptr || !weight.contiguous() ||
         weight.ne[2] != 1 || weight.ne[3] != 1 || weight.elements() == 0 ||
@@ -245,51 +256,60 @@ class CpuBackend final : public Backend {
     } catch (const Error&) {
       return nullptr;  // no memory for a copy: the weight is read where it is, as without one
     }
-    // Rows split across every core, not only the pool's threads: the copy is a byte shuffle,
-    // bound by the page faults of its new memory (the kernel zeroes each page first: 74% of a
-    // 1-thread load of llama 1b Q4_0 on a 2-vCPU EPYC VM, 1.02-1.16 s).
-    const int64_t rows = weight.ne[1];
-    const auto* src = static_cast<const uint8_t*>(weight.data);
-    auto* dst = static_cast<uint8_t*>(buffer->host_data());
-    const size_t stride = buffer->view().stride;
-    auto part = [&](int ith, int nth) {
-      int64_t begin, end;
-      SplitRange(rows, ith, nth, &begin, &end);
-      if (begin < end) {
-        fns.repack(weight.ne[0], src + begin * weight.nb[1], weight.nb[1], end - begin,
-                   dst + begin * stride);
-      }
-    };
-    // A team of its own is started per weight, so it is kept to kMaxLoadThreads threads and to
-    // weights of at least kMinTeamBytes (a thread start costs tens of microseconds).
-    constexpr int kMaxLoadThreads = 16;
-    constexpr uint64_t kMinTeamBytes = uint64_t{1} << 20;
-    const int cores =
-        std::min(static_cast<int>(std::thread::hardware_concurrency()), kMaxLoadThreads);
-    if (cores <= pool_.size() || weight.bytes() < kMinTeamBytes) {
-      pool_.Run([&](int ith) { part(ith, pool_.size()); });
-    } else {
-      std::vector<std::jthread> team;
-      for (int i = 1; i < cores; ++i) team.emplace_back(part, i, cores);
-      part(0, cores);
-    }
-    repacked_[weight.data] = {buffer.get(), weight.type, weight.ne[0], weight.ne[1]};
+    std::lock_guard lock(mutex_);
+    repacked_[weight.data] = {buffer.get(), weight.type, weight.ne[0], weight.ne[1], false};
+    jobs_.push_back({weight.data, buffer.get(), static_cast<const uint8_t*>(weight.data),
+                     weight.nb[1], weight.ne[0], weight.ne[1], &fns, std::move(copied)});
+    if (!worker_.joinable()) worker_ = std::jthread([this] { CopyWeights(); });
+    work_.notify_all();
     return buffer;
   }
-  void Forget(const void* key) { repacked_.erase(key); }
+
+  void FinishPreparing() override {
+    std::unique_lock lock(mutex_);
+    done_.wait(lock, [&] { return jobs_.empty() && copying_ == nullptr; });
+    // Callbacks deferred past a Compute run at its end; none is left once Compute has returned.
+  }
+
+  // A copy being destroyed: its job is dropped if not started, waited for if running.
+  void Forget(const void* key) {
+    std::unique_lock lock(mutex_);
+    std::erase_if(jobs_, [&](const CopyJob& job) { return job.key == key; });
+    done_.wait(lock, [&] { return copying_ != key; });
+    repacked_.erase(key);
+  }
+
+  ~CpuBackend() override {
+    {
+      std::lock_guard lock(mutex_);
+      stop_ = true;
+      work_.notify_all();
+    }
+    if (worker_.joinable()) worker_.join();
+  }
 
   void Compute(std::span<const Node> nodes) override {
     if (nodes.empty()) return;
-    // MATMUL weights this backend repacked at load are read from their copies.
+    // MATMUL weights this backend repacked at load are read from their copies once complete.
+    // Copies completing during this Compute are used from the next one on; their `copied`
+    // callbacks wait for this one's end (it may still read their originals).
     std::vector<const RepackedWeight*> weights(nodes.size());
-    if (!repacked_.empty()) {
-      for (size_t i = 0; i < nodes.size(); ++i) {
+    {
+      std::lock_guard lock(mutex_);
+      computing_ = true;
+      for (size_t i = 0; i < nodes.size() && !repacked_.empty(); ++i) {
         if (nodes[i].op != Op::kMatMul) continue;
         const Tensor& w = *nodes[i].src[1];
         const auto it = repacked_.find(w.data);
-        if (it != repacked_.end() && it->second.Matches(w)) weights[i] = &it->second.copy->view();
+        if (it != repacked_.end() && it->second.ready && it->second.Matches(w)) {
+          weights[i] = &it->second.copy->view();
+        }
       }
     }
+    struct EndOfCompute {
+      CpuBackend& backend;
+      ~EndOfCompute() { backend.RunDeferredCallbacks(); }
+    } end_of_compute{*this};
     size_t shared_bytes = 0, thread_floats = 0;
     std::vector<uint8_t> uses_shared(nodes.size());
     for (size_t i = 0; i < nodes.size(); ++i) {
@@ -346,14 +366,102 @@ class CpuBackend final : public Backend {
     const RepackedBuffer* copy;
     DType type;
     int64_t ne0, ne1;
+    bool ready;  // the copy is complete (guarded by mutex_)
     bool Matches(const Tensor& w) const {
       return w.type == type && w.ne[0] == ne0 && w.ne[1] == ne1 && w.ne[2] == 1 && w.ne[3] == 1 &&
              w.contiguous();
     }
   };
 
+  // A weight to copy into its RepackedBuffer (PrepareWeight).
+  struct CopyJob {
+    const void* key;
+    RepackedBuffer* buffer;
+    const uint8_t* src;
+    uint64_t src_stride;
+    int64_t k, rows;
+    const RepackFns* fns;
+    std::function<void()> copied;
+  };
+
+  // The worker thread: copies the queued weights in order until the backend is destroyed.
+  void CopyWeights() {
+    std::unique_lock lock(mutex_);
+    while (true) {
+      work_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
+      if (stop_) return;
+      CopyJob job = std::move(jobs_.front());
+      jobs_.pop_front();
+      copying_ = job.key;
+      lock.unlock();
+      Copy(job);
+      lock.lock();
+      repacked_.at(job.key).ready = true;
+      if (job.copied) {
+        if (computing_) {
+          deferred_.push_back(std::move(job.copied));
+        } else {
+          lock.unlock();
+          job.copied();
+          lock.lock();
+        }
+      }
+      copying_ = nullptr;  // after the callback: FinishPreparing returns once it has run
+      done_.notify_all();
+    }
+  }
+
+  // Rows split across the worker and helpers on the cores the compute pool leaves free (at most
+  // kMaxCopyThreads in all, for weights of at least kMinTeamBytes: a thread start costs tens of
+  // microseconds). The copy is a byte shuffle, bound by the page faults of its new memory.
+  void Copy(const CopyJob& job) {
+    auto* dst = static_cast<uint8_t*>(job.buffer->host_data());
+    const size_t stride = job.buffer->view().stride;
+    auto part = [&](int ith, int nth) {
+      int64_t begin, end;
+      SplitRange(job.rows, ith, nth, &begin, &end);
+      if (begin < end) {
+        job.fns->repack(job.k, job.src + begin * job.src_stride, job.src_stride, end - begin,
+                        dst + begin * stride);
+      }
+    };
+    constexpr int kMaxCopyThreads = 16;
+    constexpr uint64_t kMinTeamBytes = uint64_t{1} << 20;
+    const int cores = static_cast<int>(std::thread::hardware_concurrency());
+    const int team = std::clamp(cores - pool_.size(), 1, kMaxCopyThreads);
+    if (team == 1 || job.buffer->size() < kMinTeamBytes) {
+      part(0, 1);
+      return;
+    }
+    std::vector<std::jthread> helpers;
+    for (int i = 1; i < team; ++i) helpers.emplace_back(part, i, team);
+    part(0, team);
+  }
+
+  // At the end of each Compute: the `copied` callbacks of copies completed while it ran.
+  void RunDeferredCallbacks() {
+    std::vector<std::function<void()>> callbacks;
+    {
+      std::lock_guard lock(mutex_);
+      computing_ = false;
+      callbacks.swap(deferred_);
+    }
+    for (auto& callback : callbacks) callback();
+  }
+
   const Kernels& kernels_;
   ThreadPool pool_;
+  // Guards repacked_ (insertions, erasures, ready), the job queue and the flags below; Compute
+  // reads repacked_ under it once per call.
+  std::mutex mutex_;
+  std::condition_variable work_;  // a job was queued, or stop_
+  std::condition_variable done_;  // a job finished or was dropped
+  std::deque<CopyJob> jobs_;
+  const void* copying_ = nullptr;  // the key of the job the worker is copying
+  bool computing_ = false;
+  bool stop_ = false;
+  std::vector<std::function<void()>> deferred_;
+  std::jthread worker_;
   std::unordered_map<const void*, Repacked> repacked_;  // by the original weight's data address
   DeviceInfo info_;
   std::vector<uint8_t> shared_;

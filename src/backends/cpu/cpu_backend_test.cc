@@ -152,7 +152,8 @@ TEST_F(CpuVsReference, RepackedWeightsAreReadFromTheirCopy) {
         std::vector<float> first;
         for (int threads : {1, 2}) {
           auto cpu = CreateCpuBackend({.threads = threads});
-          std::unique_ptr<Buffer> copy = cpu->PrepareWeight(w);
+          int copied = 0;
+          std::unique_ptr<Buffer> copy = cpu->PrepareWeight(w, [&] { ++copied; });
           const char* isa = cpu::SelectKernels().isa;
           // A layout may decline some row lengths (q4_Kx16: odd numbers of super-blocks).
           const cpu::RepackFns& fns = cpu::SelectKernels().repacked[static_cast<size_t>(type)];
@@ -161,6 +162,8 @@ TEST_F(CpuVsReference, RepackedWeightsAreReadFromTheirCopy) {
           if (copy == nullptr) continue;
           EXPECT_EQ(&copy->backend(), cpu.get());
           EXPECT_EQ(cpu->PrepareWeight(w), nullptr) << "a weight is copied once";
+          cpu->FinishPreparing();  // the copy is made in the background
+          EXPECT_EQ(copied, 1) << "the copied callback runs once the copy is complete";
           std::fill(original.begin(), original.end(), uint8_t{0});  // only the copy is left
           std::vector<float> got(want.size(), -1.0f);
           out->data = got.data();
@@ -192,6 +195,66 @@ TEST_F(CpuVsReference, RepackedWeightsAreReadFromTheirCopy) {
           EXPECT_EQ(got, std::vector<float>(got.size(), 0.0f)) << what << " (copy destroyed)";
           original = wq;
         }
+      }
+    }
+  }
+}
+
+// Copies are made in the background: a Compute before they are complete reads whichever layout
+// is ready (the same results up to summation order), a copy destroyed before it was made is
+// dropped without its callback, and FinishPreparing waits for the rest.
+TEST_F(CpuVsReference, RepackedCopiesAreMadeInTheBackground) {
+  const DType type = DType::Q4_0;
+  if (cpu::SelectKernels().repacked[static_cast<size_t>(type)].repack == nullptr) {
+    GTEST_SKIP() << "the " << cpu::SelectKernels().isa << " kernels repack nothing";
+  }
+  constexpr int64_t k = 2048, n = 512;
+  constexpr int kWeights = 12;
+  const uint64_t row = *RowBytes(type, static_cast<uint64_t>(k));
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<float> wf(static_cast<size_t>(k * n)), xs(static_cast<size_t>(k));
+  std::vector<std::vector<uint8_t>> wq(kWeights, std::vector<uint8_t>(row * n));
+  for (auto& w : wq) {
+    for (float& v : wf) v = dist(rng);
+    for (int64_t r = 0; r < n; ++r) QuantizeRow(type, wf.data() + r * k, w.data() + r * row, k);
+  }
+  for (float& v : xs) v = dist(rng);
+
+  auto cpu = CreateCpuBackend({.threads = 2});
+  Graph graph;
+  Tensor* x = graph.NewInput(DType::F32, {k, 1}, "x");
+  x->data = xs.data();
+  std::vector<Tensor> weights;
+  weights.reserve(kWeights);
+  std::vector<std::vector<float>> want(kWeights, std::vector<float>(n)), got = want;
+  for (int i = 0; i < kWeights; ++i) {
+    weights.push_back(MakeTensor(type, {k, n}, "w"));
+    weights.back().data = wq[i].data();
+    graph.MatMul(x, &weights.back())->data = want[i].data();
+  }
+  reference_->Compute(graph.nodes());
+  for (int i = 0; i < kWeights; ++i) graph.nodes()[i].out->data = got[i].data();
+
+  std::vector<int> copied(kWeights, 0);
+  std::vector<std::unique_ptr<Buffer>> copies;
+  for (int i = 0; i < kWeights; ++i) {
+    copies.push_back(cpu->PrepareWeight(weights[i], [&copied, i] { ++copied[i]; }));
+    ASSERT_NE(copies.back(), nullptr);
+  }
+  for (int i = 0; i < kWeights; i += 3) copies[i].reset();  // most still queued
+  for (int pass = 0; pass < 2; ++pass) {
+    cpu->Compute(graph.nodes());  // first pass: before most copies are complete
+    for (int i = 0; i < kWeights; ++i) {
+      EXPECT_LE(harness::Nmse(got[i].data(), want[i].data(), n), kMatMulNmse)
+          << "weight " << i << ", pass " << pass;
+    }
+    cpu->FinishPreparing();
+    for (int i = 0; i < kWeights; ++i) {
+      if (i % 3 == 0) {
+        EXPECT_LE(copied[i], 1) << "weight " << i << " (destroyed)";
+      } else {
+        EXPECT_EQ(copied[i], 1) << "weight " << i;
       }
     }
   }

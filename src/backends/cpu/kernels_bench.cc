@@ -59,6 +59,7 @@ void RunMatMul(benchmark::State& state, DType type, int64_t k, int64_t n, int64_
   Tensor w = MakeTensor(type, {k, n}, "w");
   w.data = const_cast<uint8_t*>(weight.data());
   std::unique_ptr<Buffer> copy = repack ? backend->PrepareWeight(w) : nullptr;
+  backend->FinishPreparing();  // copies are made in the background
   if (repack && copy == nullptr) {
     state.SkipWithError("this CPU's kernel table does not repack this type");
     return;
