@@ -290,10 +290,11 @@ class CpuBackend final : public Backend {
     // Callbacks deferred past a Compute run at its end; none is left once Compute has returned.
   }
 
-  // A copy being destroyed: its job is dropped if not started, waited for if running.
+  // A copy being destroyed: its job is dropped if not started, stopped if running.
   void Forget(const void* key) {
     std::unique_lock lock(mutex_);
     std::erase_if(jobs_, [&](const CopyJob& job) { return job.key == key; });
+    if (copying_ == key) cancel_.store(true, std::memory_order_relaxed);
     done_.wait(lock, [&] { return copying_ != key; });
     repacked_.erase(key);
   }
@@ -412,9 +413,15 @@ class CpuBackend final : public Backend {
       CopyJob job = std::move(jobs_.front());
       jobs_.pop_front();
       copying_ = job.key;
+      cancel_.store(false, std::memory_order_relaxed);
       lock.unlock();
       Copy(job);
       lock.lock();
+      if (cancel_.load(std::memory_order_relaxed)) {  // Forget: the buffer goes, no callback
+        copying_ = nullptr;
+        done_.notify_all();
+        continue;
+      }
       repacked_.at(job.key).ready = true;
       if (job.copied) {
         if (computing_) {
@@ -436,12 +443,17 @@ class CpuBackend final : public Backend {
   void Copy(const CopyJob& job) {
     auto* dst = static_cast<uint8_t*>(job.buffer->host_data());
     const size_t stride = job.buffer->view().stride;
+    // In steps of kCopyRows rows, so that a copy whose buffer is being destroyed (Forget sets
+    // cancel_) stops within one step instead of finishing first: at exit after a short run the
+    // wait for a 54 MB copy in progress was most of the 0.5 s the repack added.
+    constexpr int64_t kCopyRows = 64;
     auto part = [&](int ith, int nth) {
       int64_t begin, end;
       SplitRange(job.rows, ith, nth, &begin, &end);
-      if (begin < end) {
-        job.fns->repack(job.k, job.src + begin * job.src_stride, job.src_stride, end - begin,
-                        dst + begin * stride);
+      for (int64_t r = begin; r < end && !cancel_.load(std::memory_order_relaxed); r += kCopyRows) {
+        const int64_t rows = std::min(kCopyRows, end - r);
+        job.fns->repack(job.k, job.src + r * job.src_stride, job.src_stride, rows,
+                        dst + r * stride);
       }
     };
     constexpr int kMaxCopyThreads = 16;
@@ -481,7 +493,8 @@ class CpuBackend final : public Backend {
   std::condition_variable work_;  // a job was queued, or stop_
   std::condition_variable done_;  // a job finished or was dropped
   std::deque<CopyJob> jobs_;
-  const void* copying_ = nullptr;  // the key of the job the worker is copying
+  const void* copying_ = nullptr;    // the key of the job the worker is copying
+  std::atomic<bool> cancel_{false};  // stop copying copying_'s rows (its buffer is going)
   bool computing_ = false;
   bool stop_ = false;
   std::vector<std::function<void()>> deferred_;
