@@ -284,9 +284,16 @@ class CpuBackend final : public Backend {
     return buffer;
   }
 
+  // The calling thread copies queued weights too, at its own priority: the worker's SCHED_IDLE
+  // would leave a busy machine's waiter waiting for idle time.
   void FinishPreparing() override {
     std::unique_lock lock(mutex_);
-    done_.wait(lock, [&] { return jobs_.empty() && copying_ == nullptr; });
+    while (!jobs_.empty()) {
+      CopyJob job = std::move(jobs_.front());
+      jobs_.pop_front();
+      RunJob(lock, std::move(job));
+    }
+    done_.wait(lock, [&] { return copying_.empty(); });
     // Callbacks deferred past a Compute run at its end; none is left once Compute has returned.
   }
 
@@ -294,8 +301,10 @@ class CpuBackend final : public Backend {
   void Forget(const void* key) {
     std::unique_lock lock(mutex_);
     std::erase_if(jobs_, [&](const CopyJob& job) { return job.key == key; });
-    if (copying_ == key) cancel_.store(true, std::memory_order_relaxed);
-    done_.wait(lock, [&] { return copying_ != key; });
+    if (const auto it = copying_.find(key); it != copying_.end()) {
+      it->second->store(true, std::memory_order_relaxed);
+    }
+    done_.wait(lock, [&] { return copying_.count(key) == 0; });
     repacked_.erase(key);
   }
 
@@ -412,16 +421,19 @@ class CpuBackend final : public Backend {
       if (stop_) return;
       CopyJob job = std::move(jobs_.front());
       jobs_.pop_front();
-      copying_ = job.key;
-      cancel_.store(false, std::memory_order_relaxed);
-      lock.unlock();
-      Copy(job);
-      lock.lock();
-      if (cancel_.load(std::memory_order_relaxed)) {  // Forget: the buffer goes, no callback
-        copying_ = nullptr;
-        done_.notify_all();
-        continue;
-      }
+      RunJob(lock, std::move(job));
+    }
+  }
+
+  // Copies one dequeued weight (`lock` held on entry and exit, released while copying), then
+  // marks it ready and runs or defers its callback, unless Forget stopped it.
+  void RunJob(std::unique_lock<std::mutex>& lock, CopyJob job) {
+    auto cancel = std::make_shared<std::atomic<bool>>(false);
+    copying_[job.key] = cancel;
+    lock.unlock();
+    Copy(job, *cancel);
+    lock.lock();
+    if (!cancel->load(std::memory_order_relaxed)) {
       repacked_.at(job.key).ready = true;
       if (job.copied) {
         if (computing_) {
@@ -432,25 +444,25 @@ class CpuBackend final : public Backend {
           lock.lock();
         }
       }
-      copying_ = nullptr;  // after the callback: FinishPreparing returns once it has run
-      done_.notify_all();
     }
+    copying_.erase(job.key);  // after the callback: FinishPreparing returns once it has run
+    done_.notify_all();
   }
 
   // Rows split across the worker and helpers on the cores the compute pool leaves free (at most
   // kMaxCopyThreads in all, for weights of at least kMinTeamBytes: a thread start costs tens of
   // microseconds). The copy is a byte shuffle, bound by the page faults of its new memory.
-  void Copy(const CopyJob& job) {
+  void Copy(const CopyJob& job, const std::atomic<bool>& cancel) {
     auto* dst = static_cast<uint8_t*>(job.buffer->host_data());
     const size_t stride = job.buffer->view().stride;
     // In steps of kCopyRows rows, so that a copy whose buffer is being destroyed (Forget sets
-    // cancel_) stops within one step instead of finishing first: at exit after a short run the
+    // `cancel`) stops within one step instead of finishing first: at exit after a short run the
     // wait for a 54 MB copy in progress was most of the 0.5 s the repack added.
     constexpr int64_t kCopyRows = 64;
     auto part = [&](int ith, int nth) {
       int64_t begin, end;
       SplitRange(job.rows, ith, nth, &begin, &end);
-      for (int64_t r = begin; r < end && !cancel_.load(std::memory_order_relaxed); r += kCopyRows) {
+      for (int64_t r = begin; r < end && !cancel.load(std::memory_order_relaxed); r += kCopyRows) {
         const int64_t rows = std::min(kCopyRows, end - r);
         job.fns->repack(job.k, job.src + r * job.src_stride, job.src_stride, rows,
                         dst + r * stride);
@@ -493,8 +505,9 @@ class CpuBackend final : public Backend {
   std::condition_variable work_;  // a job was queued, or stop_
   std::condition_variable done_;  // a job finished or was dropped
   std::deque<CopyJob> jobs_;
-  const void* copying_ = nullptr;    // the key of the job the worker is copying
-  std::atomic<bool> cancel_{false};  // stop copying copying_'s rows (its buffer is going)
+  // The jobs being copied (by the worker, or by a FinishPreparing caller), with the flag that
+  // stops each (its buffer is going).
+  std::unordered_map<const void*, std::shared_ptr<std::atomic<bool>>> copying_;
   bool computing_ = false;
   bool stop_ = false;
   std::vector<std::function<void()>> deferred_;
