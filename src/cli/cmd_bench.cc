@@ -54,7 +54,7 @@ struct EngineRun {
   int repacked_tensors = 0;  // weights the backend repacked at load
   uint64_t repacked_bytes = 0;
   // From the start of the load until the repacked copies, made in the background, were all
-  // complete (the timed tests start after that); load_seconds when nothing was repacked.
+  // complete (the timed tests start after that); about load_seconds when nothing was repacked.
   double repacked_ready_seconds = 0;
   bool peak_is_per_run = true;  // false: the peak covers the whole process
   std::vector<bench::TestResult> tests;

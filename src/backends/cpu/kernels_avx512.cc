@@ -67,6 +67,17 @@ inline __m512 QuadScales(uint16_t d0, uint16_t d1, uint16_t d2, uint16_t d3) {
   return _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
 }
 
+// In place, per 128-bit lane j, a 4 × 4 dword transpose: dword r of v[i]'s lane j becomes dword i
+// of v[r]'s lane j.
+inline void TransposeDwords4x4(__m512i v[4]) {
+  const __m512i a = _mm512_unpacklo_epi32(v[0], v[1]), b = _mm512_unpackhi_epi32(v[0], v[1]);
+  const __m512i c = _mm512_unpacklo_epi32(v[2], v[3]), d = _mm512_unpackhi_epi32(v[2], v[3]);
+  v[0] = _mm512_unpacklo_epi64(a, c);
+  v[1] = _mm512_unpackhi_epi64(a, c);
+  v[2] = _mm512_unpacklo_epi64(b, d);
+  v[3] = _mm512_unpackhi_epi64(b, d);
+}
+
 // ---- legacy 32-blocks (Q8_0, Q4_0, Q5_0) × Q8_0 activations: two blocks per step ------------
 
 struct LegacyAcc {
@@ -853,17 +864,11 @@ struct KernelQ6_Kx16 {
   static constexpr bool kPrefetch = true;
   static Act PrepAct(const uint8_t* row, int64_t step, int64_t /*blocks*/) {
     const auto* a = reinterpret_cast<const BlockQ8_K*>(row) + step;
-    __m512i x[4];  // x[j]'s 128-bit lane m: sub-block 4j + m
-    for (int j = 0; j < 4; ++j) x[j] = _mm512_loadu_si512(a->qs + 64 * j);
-    // Per 128-bit lane m, a 4 × 4 dword transpose: q[i]'s dword j of lane m ← x[j]'s dword i,
-    // i.e. lane p = 4m + j gets sub-block 4j + m = σ(p).
-    const __m512i t0 = _mm512_unpacklo_epi32(x[0], x[1]), t1 = _mm512_unpackhi_epi32(x[0], x[1]);
-    const __m512i t2 = _mm512_unpacklo_epi32(x[2], x[3]), t3 = _mm512_unpackhi_epi32(x[2], x[3]);
-    Act r;
-    r.q[0] = _mm512_unpacklo_epi64(t0, t2);
-    r.q[1] = _mm512_unpackhi_epi64(t0, t2);
-    r.q[2] = _mm512_unpacklo_epi64(t1, t3);
-    r.q[3] = _mm512_unpackhi_epi64(t1, t3);
+    Act r;  // r.q[j]'s 128-bit lane m is loaded with sub-block 4j + m
+    for (int j = 0; j < 4; ++j) r.q[j] = _mm512_loadu_si512(a->qs + 64 * j);
+    // Then q[i]'s dword j of lane m is sub-block 4j + m's dword i: lane p = 4m + j gets
+    // sub-block 4j + m = σ(p).
+    TransposeDwords4x4(r.q);
     const __m512i bsums =
         _mm512_cvtepi16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a->bsums)));
     const __m512i sigma = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -1317,13 +1322,9 @@ void UnpackQ4_0x16Quads(int64_t k, const uint8_t* const rows[4], QuadBlockQ4* ou
       __m512i v[4];
       for (int i = 0; i < 4; ++i) v[i] = _mm512_maskz_loadu_epi32(valid, group + 4 * t * i);
       // 128-bit lane j of blk[i] ← block 4j + i's 16 bytes (dword i of lane j of v[0..3]).
-      const __m512i a = _mm512_unpacklo_epi32(v[0], v[1]), b = _mm512_unpackhi_epi32(v[0], v[1]);
-      const __m512i c = _mm512_unpacklo_epi32(v[2], v[3]), d = _mm512_unpackhi_epi32(v[2], v[3]);
+      TransposeDwords4x4(v);
       alignas(64) uint8_t blk[4][64];
-      _mm512_store_si512(blk[0], _mm512_unpacklo_epi64(a, c));
-      _mm512_store_si512(blk[1], _mm512_unpackhi_epi64(a, c));
-      _mm512_store_si512(blk[2], _mm512_unpacklo_epi64(b, d));
-      _mm512_store_si512(blk[3], _mm512_unpackhi_epi64(b, d));
+      for (int i = 0; i < 4; ++i) _mm512_store_si512(blk[i], v[i]);
       for (int64_t l = 0; l < t; ++l) {
         std::memcpy(out[kQ4x16Blocks * g + l].q + 16 * r, blk[l % 4] + 16 * (l / 4), 16);
       }
@@ -1534,14 +1535,13 @@ void UnpackQ4_Kx16Row(int64_t k, const uint8_t* row, BlockQ4_K* out) {
     const uint8_t* step = row + kQ4Kx16StepBytes * s;
     __m512i v[4];
     for (int i = 0; i < 4; ++i) v[i] = _mm512_loadu_si512(step + 64 * i);
-    // e[i]'s 128-bit lane j ← lane L = 4j + i's 16 bytes (dword L of v[0..3]).
-    const __m512i a = _mm512_unpacklo_epi32(v[0], v[1]), b = _mm512_unpackhi_epi32(v[0], v[1]);
-    const __m512i c = _mm512_unpacklo_epi32(v[2], v[3]), d = _mm512_unpackhi_epi32(v[2], v[3]);
-    const __m512i e0 = _mm512_unpacklo_epi64(a, c), e1 = _mm512_unpackhi_epi64(a, c);
-    const __m512i e2 = _mm512_unpacklo_epi64(b, d), e3 = _mm512_unpackhi_epi64(b, d);
+    // v[i]'s 128-bit lane j ← lane L = 4j + i's 16 bytes (dword L of the loaded v[0..3]).
+    TransposeDwords4x4(v);
     // Output vector u ← lanes L = 4u .. 4u + 3: a 4 × 4 transpose of 128-bit lanes.
-    const __m512i p = _mm512_shuffle_i32x4(e0, e1, 0x44), q = _mm512_shuffle_i32x4(e2, e3, 0x44);
-    const __m512i r = _mm512_shuffle_i32x4(e0, e1, 0xee), x = _mm512_shuffle_i32x4(e2, e3, 0xee);
+    const __m512i p = _mm512_shuffle_i32x4(v[0], v[1], 0x44);
+    const __m512i q = _mm512_shuffle_i32x4(v[2], v[3], 0x44);
+    const __m512i r = _mm512_shuffle_i32x4(v[0], v[1], 0xee);
+    const __m512i x = _mm512_shuffle_i32x4(v[2], v[3], 0xee);
     const __m512i quants[4] = {_mm512_shuffle_i32x4(p, q, 0x88), _mm512_shuffle_i32x4(p, q, 0xdd),
                                _mm512_shuffle_i32x4(r, x, 0x88), _mm512_shuffle_i32x4(r, x, 0xdd)};
     for (int h = 0; h < 2; ++h) {
