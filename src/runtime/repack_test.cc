@@ -1,5 +1,5 @@
-// Weights repacked at load (Backend::PrepareWeight) through the whole engine: synthetic q4_0, q4_K
-// and q6_K llamas run with and without repacking (EngineOptions::repack_weights). Prompt logits
+// Weights repacked at load (Backend::PrepareWeight) through the whole engine: synthetic q4_0, q4_K,
+// q6_K and f16 llamas run with and without repacking (EngineOptions::repack_weights). Prompt logits
 // must be bit-identical where the layout has a prompt GEMM of its own (it runs the file layout's
 // operations), other logits equal up to float summation order (bounds below); the copies are
 // counted, and only the selected backend makes them (one test per model: ctest runs each test in a
@@ -24,11 +24,11 @@ struct RepackCase {
   const char* preset;
   DType weight_type;
   int repacked;       // tensors the layout takes
-  double generation;  // largest NMSE of generated logits against the file layout's
+  double generation;  // largest NMSE of generated logits against the file layout's (0: equal)
   double prompt;      // the same for the prompt's logits (0: bit-identical, the layout's GEMM)
 };
 
-// tiny q4_0 and q6_K: 4 layers × 7 MATMUL weights and an untied output layer. 125m q4_K (a
+// tiny q4_0, q6_K and f16: 4 layers × 7 MATMUL weights and an untied output layer. 125m q4_K (a
 // 512-token vocabulary to keep the file small): q4_Kx16 takes rows of an even number of
 // super-blocks, so only the 12 ffn_down weights (3072 long); the 768-long rows stay in the file's
 // layout. Layouts without a prompt GEMM of their own (q6_K) run the prompt on their dot tiles, in
@@ -98,18 +98,20 @@ TEST_P(RepackTest, RepackedModelMatchesTheFileLayout) {
 
   const auto a = Run(*repacked), b = Run(*plain);
   ASSERT_EQ(a.size(), b.size());
-  if (GetParam().prompt == 0) {
-    EXPECT_EQ(a[0], b[0]) << "prompt logits differ";
-  }
-  for (size_t i = GetParam().prompt == 0 ? 1 : 0; i < a.size(); ++i) {
+  for (size_t i = 0; i < a.size(); ++i) {
+    const std::string what = i == 0 ? "prompt" : "generated token " + std::to_string(i);
+    const double bound = i == 0 ? GetParam().prompt : GetParam().generation;
     ASSERT_EQ(a[i].size(), b[i].size());
+    if (bound == 0) {
+      EXPECT_EQ(a[i], b[i]) << what << ": logits differ";
+      continue;
+    }
     double err = 0, ref = 0;
     for (size_t j = 0; j < a[i].size(); ++j) {
       err += (a[i][j] - b[i][j]) * double(a[i][j] - b[i][j]);
       ref += double(b[i][j]) * b[i][j];
     }
-    EXPECT_LT(err / ref, i == 0 ? GetParam().prompt : GetParam().generation)
-        << (i == 0 ? "prompt" : "generated token " + std::to_string(i));
+    EXPECT_LT(err / ref, bound) << what;
     EXPECT_GT(ref, 0.0);
   }
 }
@@ -117,7 +119,8 @@ TEST_P(RepackTest, RepackedModelMatchesTheFileLayout) {
 INSTANTIATE_TEST_SUITE_P(Types, RepackTest,
                          ::testing::Values(RepackCase{"q4_0", "tiny", DType::Q4_0, 29, 1e-9, 0},
                                            RepackCase{"q4_k", "125m", DType::Q4_K, 12, 2e-3, 0},
-                                           RepackCase{"q6_k", "tiny", DType::Q6_K, 29, 2e-3, 2e-3}),
+                                           RepackCase{"q6_k", "tiny", DType::Q6_K, 29, 2e-3, 2e-3},
+                                           RepackCase{"f16", "tiny", DType::F16, 29, 0, 0}),
                          [](const auto& info) { return std::string(info.param.type); });
 
 }  // namespace

@@ -149,6 +149,12 @@ struct Kernels {
 // The activation type a weight type's dot product consumes (F32 for F32 weights).
 DType ActivationType(DType weight);
 
+// For every weight type that has a dot tile and no layout of its own in `k`, a RepackFns that
+// copies the weight as it is (the file's layout, named "<type> copy") and runs the type's own
+// kernels: the copy gains what the backend's memory gives it, huge pages (CPU.md, "Repacking").
+// Call it last: the entries take the table's dot, gemv and gemm as they are then.
+void AddFileLayoutCopies(Kernels* k);
+
 const Kernels& GenericKernels();
 #if defined(__x86_64__)
 const Kernels& Avx2Kernels();

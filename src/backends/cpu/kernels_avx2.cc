@@ -705,6 +705,7 @@ Kernels MakeAvx2() {
   k.exp_sum = ExpSum;
   k.weighted_rows = WeightedRows;
   k.glu = GluRow;
+  AddFileLayoutCopies(&k);
   return k;
 }
 

@@ -1840,6 +1840,7 @@ void GemvQ8_0(int64_t k, const void* w, size_t ws, int64_t n, const void* a, flo
 Kernels MakeAvx512() {
   Kernels k = Avx2Kernels();
   k.isa = "avx512";
+  for (RepackFns& r : k.repacked) r = {};  // the AVX2 table's copies run the AVX2 kernels
   k.gemv_reads_rows_in_turn = true;
   auto slot = [](DType t) { return static_cast<size_t>(t); };
   k.dot[slot(DType::Q4_0)] = Tile<KernelQ4_0>;
@@ -1888,6 +1889,7 @@ Kernels MakeAvx512() {
                                    PrepareAct<KernelQ4_Kx16>};
   AddAvx512F16Kernels(&k);
   k.attention_f16 = AttentionF16;
+  AddFileLayoutCopies(&k);
   return k;
 }
 

@@ -1,10 +1,12 @@
 // Portable scalar kernels: every weight type, every primitive. The fallback table and the base the
 // ISA tables start from. Block layouts are documented in core/quant_blocks.h.
 #include <cmath>
+#include <cstring>
 #include <limits>
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/kernels_common.h"
+#include "core/dtype.h"
 #include "core/gelu.h"
 #include "core/quant.h"
 #include "core/quant_blocks.h"
@@ -317,6 +319,60 @@ Kernels MakeGeneric() {
 }
 
 }  // namespace
+
+namespace {
+
+template <DType T>
+size_t FileRowBytes(int64_t k) {
+  return RowBytes(T, static_cast<uint64_t>(k)).value_or(0);
+}
+
+template <DType T>
+void CopyFileRows(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
+  const size_t row = FileRowBytes<T>(k);
+  for (int64_t r = 0; r < rows; ++r) {
+    std::memcpy(static_cast<uint8_t*>(dst) + r * row,
+                static_cast<const uint8_t*>(src) + r * src_stride, row);
+  }
+}
+
+struct FileCopy {
+  DType type;
+  const char* name;
+  size_t (*row_bytes)(int64_t);
+  void (*repack)(int64_t, const void*, size_t, int64_t, void*);
+};
+
+template <DType T>
+constexpr FileCopy MakeFileCopy(const char* name) {
+  return {T, name, FileRowBytes<T>, CopyFileRows<T>};
+}
+
+constexpr FileCopy kFileCopies[] = {
+    MakeFileCopy<DType::F32>("f32 copy"),   MakeFileCopy<DType::F16>("f16 copy"),
+    MakeFileCopy<DType::BF16>("bf16 copy"), MakeFileCopy<DType::Q4_0>("q4_0 copy"),
+    MakeFileCopy<DType::Q4_1>("q4_1 copy"), MakeFileCopy<DType::Q5_0>("q5_0 copy"),
+    MakeFileCopy<DType::Q5_1>("q5_1 copy"), MakeFileCopy<DType::Q8_0>("q8_0 copy"),
+    MakeFileCopy<DType::Q2_K>("q2_K copy"), MakeFileCopy<DType::Q3_K>("q3_K copy"),
+    MakeFileCopy<DType::Q4_K>("q4_K copy"), MakeFileCopy<DType::Q5_K>("q5_K copy"),
+    MakeFileCopy<DType::Q6_K>("q6_K copy"),
+};
+
+}  // namespace
+
+void AddFileLayoutCopies(Kernels* k) {
+  for (const FileCopy& copy : kFileCopies) {
+    const auto slot = static_cast<size_t>(copy.type);
+    if (k->dot[slot] == nullptr || k->repacked[slot].repack != nullptr) continue;
+    RepackFns& f = k->repacked[slot];
+    f.name = copy.name;
+    f.row_bytes = copy.row_bytes;
+    f.repack = copy.repack;
+    f.dot = k->dot[slot];
+    f.gemv = k->gemv[slot];
+    f.gemm = k->gemm[slot];
+  }
+}
 
 DType ActivationType(DType weight) {
   switch (weight) {

@@ -412,6 +412,7 @@ TEST(CpuKernels, RepackedWeightsMatchReferenceOnEveryPath) {
           f.gemv_act(len, c.a.data(), const_cast<void*>(act));
         }
         for (int64_t rows : {1, 5, 16, 37}) {
+          if (f.gemv == nullptr) break;  // generation runs the dot tiles
           std::vector<float> out(static_cast<size_t>(n), -1.0f);
           for (int64_t r = 0; r < n; r += rows) {
             f.gemv(len, w.data() + r * stride, stride, std::min(rows, n - r), act, out.data() + r);
@@ -426,6 +427,7 @@ TEST(CpuKernels, RepackedWeightsMatchReferenceOnEveryPath) {
           rc.w_stride = stride;
           const std::vector<float> want = RunGemm(g0, c, g0.rows, 1024);
           for (auto [tw, ta] : {std::pair{f.gemm.rows, 1024}, {1, 4}, {3, 8}, {17, 256}}) {
+            tw = std::min(tw, f.gemm.rows);  // a call takes at most `rows` weight rows
             EXPECT_EQ(want, RunGemm(f.gemm, rc, tw, ta)) << what << " gemm " << tw << "x" << ta;
           }
         }
