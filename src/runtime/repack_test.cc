@@ -1,9 +1,9 @@
-// Weights repacked at load (Backend::PrepareWeight) through the whole engine: synthetic q4_0, q4_K,
-// q6_K and f16 llamas run with and without repacking (EngineOptions::repack_weights). Prompt logits
-// must be bit-identical where the layout has a prompt GEMM of its own (it runs the file layout's
-// operations), other logits equal up to float summation order (bounds below); the copies are
-// counted, and only the selected backend makes them (one test per model: ctest runs each test in a
-// process of its own, and the 125m model takes seconds to write).
+// Weights repacked at load (Backend::PrepareWeight) through the whole engine: synthetic q4_0, q8_0,
+// q4_K, q6_K and f16 llamas run with and without repacking (EngineOptions::repack_weights). Prompt
+// logits must be bit-identical where the layout has a prompt GEMM of its own (it runs the file
+// layout's operations), other logits equal up to float summation order (bounds below); the copies
+// are counted, and only the selected backend makes them (one test per model: ctest runs each test
+// in a process of its own, and the 125m model takes seconds to write).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -28,8 +28,8 @@ struct RepackCase {
   double prompt;      // the same for the prompt's logits (0: bit-identical, the layout's GEMM)
 };
 
-// tiny q4_0, q6_K and f16: 4 layers × 7 MATMUL weights and an untied output layer. 125m q4_K (a
-// 512-token vocabulary to keep the file small): q4_Kx16 takes rows of an even number of
+// tiny q4_0, q8_0, q6_K and f16: 4 layers × 7 MATMUL weights and an untied output layer. 125m q4_K
+// (a 512-token vocabulary to keep the file small): q4_Kx16 takes rows of an even number of
 // super-blocks, so only the 12 ffn_down weights (3072 long); the 768-long rows stay in the file's
 // layout. Layouts without a prompt GEMM of their own (q6_K) run the prompt on their dot tiles, in
 // another float summation order.
@@ -118,6 +118,7 @@ TEST_P(RepackTest, RepackedModelMatchesTheFileLayout) {
 
 INSTANTIATE_TEST_SUITE_P(Types, RepackTest,
                          ::testing::Values(RepackCase{"q4_0", "tiny", DType::Q4_0, 29, 1e-9, 0},
+                                           RepackCase{"q8_0", "tiny", DType::Q8_0, 29, 1e-9, 0},
                                            RepackCase{"q4_k", "125m", DType::Q4_K, 12, 2e-3, 0},
                                            RepackCase{"q6_k", "tiny", DType::Q6_K, 29, 2e-3, 2e-3},
                                            RepackCase{"f16", "tiny", DType::F16, 29, 0, 0}),
