@@ -250,6 +250,13 @@ def test_ab_dizuo_alternates_and_reports_median_ratios(tiny_q4_0, tmp_path):
         ratios = [x["a"][test] / x["b"][test] for x in rounds]
         assert f"| {statistics.median(ratios):.2f}× | {min(ratios):.2f}-{max(ratios):.2f} |" in \
             r.stdout
+    # Two binaries: B gets the same (no) flags unless told otherwise.
+    two = subprocess.run([str(ROOT / "bench" / "ab-dizuo"), "--dizuo", BIN, "--dizuo-b", BIN,
+                          "-m", str(tiny_q4_0), "-t", "1", "-p", "0", "-n", "2", "--rounds", "1",
+                          "-r", "1", "--json", str(out)], capture_output=True, text=True,
+                         timeout=300)
+    assert two.returncode == 0, two.stderr
+    assert json.loads(out.read_text())["b"] == [BIN]
     bad = subprocess.run([str(ROOT / "bench" / "ab-dizuo"), "--dizuo", BIN, "-m",
                           str(tmp_path / "missing.gguf")], capture_output=True, text=True)
     assert bad.returncode != 0 and "missing.gguf: no such model file" in bad.stderr

@@ -31,9 +31,9 @@ struct ModelFlags {
 };
 
 inline constexpr const char* kNoRepackHelp =
-    "Read weights in the file's layout: the backend does not repack them into its kernels' "
-    "layout at load (the cpu backend repacks q4_0, q4_K and q6_K on AVX-512 CPUs); for "
-    "comparisons";
+    "Read weights where they are in the mapped file: the backend makes no copies of them at load "
+    "(the cpu backend repacks q4_0, q8_0, q4_K and q6_K on AVX-512 CPUs and copies the other "
+    "types as they are); for comparisons";
 
 // -m, --backend, --backend-lib, --profile, --threads, -c, --batch, --no-repack.
 void AddModelFlags(CLI::App& app, ModelFlags& flags);
