@@ -421,9 +421,22 @@ class CpuBackend final : public Backend {
     while (true) {
       work_.wait(lock, [&] { return stop_ || !jobs_.empty(); });
       if (stop_) return;
-      CopyJob job = std::move(jobs_.front());
-      jobs_.pop_front();
-      RunJob(lock, std::move(job), /*gated=*/pool_.size() >= Cores());
+      const bool gated = pool_.size() >= Cores();
+      // A gated worker takes the smallest copy next (FinishPreparing keeps the model's order,
+      // largest first). It progresses only in the gaps between forward passes, where every file
+      // page is resident and a copy in progress holds its new pages beside them: small copies
+      // complete there and let their file pages go, where the largest first held its partial
+      // copy for the whole run (llama 1b f16, `dizuo run -n 256`: +117 MiB of peak RSS for the
+      // 125 MiB output layer).
+      auto next = jobs_.begin();
+      if (gated) {
+        next = std::min_element(jobs_.begin(), jobs_.end(), [](const CopyJob& a, const CopyJob& b) {
+          return a.buffer->size() < b.buffer->size();
+        });
+      }
+      CopyJob job = std::move(*next);
+      jobs_.erase(next);
+      RunJob(lock, std::move(job), gated);
     }
   }
 
