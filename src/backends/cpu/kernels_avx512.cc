@@ -276,22 +276,33 @@ inline int64_t Q4x16GroupBlocks(int64_t g, int64_t nb) {
 
 size_t Q4_0x16RowBytes(int64_t k) { return static_cast<size_t>(k / 32 * 18); }
 
-void RepackQ4_0x16(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
+// The rows of a 16-block layout of Block (sizeof(Block) bytes per block, as in the file): for each
+// group of t blocks, write(group, t, l, block l of the group) places block l.
+template <typename Block, typename Write>
+void RepackX16(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst,
+               Write write) {
   const int64_t nb = k / 32;
+  const size_t row_bytes = static_cast<size_t>(nb) * sizeof(Block);
   for (int64_t r = 0; r < rows; ++r) {
     const auto* b =
-        reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(src) + r * src_stride);
-    uint8_t* o = static_cast<uint8_t*>(dst) + r * Q4_0x16RowBytes(k);
+        reinterpret_cast<const Block*>(static_cast<const uint8_t*>(src) + r * src_stride);
+    uint8_t* o = static_cast<uint8_t*>(dst) + r * row_bytes;
     for (int64_t g = 0; kQ4x16Blocks * g < nb; ++g) {
       const int64_t t = Q4x16GroupBlocks(g, nb);
-      uint8_t* group = o + kQ4x16GroupBytes * g;
-      for (int64_t l = 0; l < t; ++l) {
-        const BlockQ4_0& blk = b[kQ4x16Blocks * g + l];
-        for (int v = 0; v < 4; ++v) std::memcpy(group + 4 * t * v + 4 * l, blk.qs + 4 * v, 4);
-        std::memcpy(group + 16 * t + 2 * l, &blk.d, 2);
-      }
+      uint8_t* group = o + static_cast<int64_t>(sizeof(Block)) * kQ4x16Blocks * g;
+      for (int64_t l = 0; l < t; ++l) write(group, t, l, b[kQ4x16Blocks * g + l]);
     }
   }
+}
+
+void RepackQ4_0x16(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
+  RepackX16<BlockQ4_0>(k, src, src_stride, rows, dst,
+                       [](uint8_t* group, int64_t t, int64_t l, const BlockQ4_0& blk) {
+                         for (int v = 0; v < 4; ++v) {
+                           std::memcpy(group + 4 * t * v + 4 * l, blk.qs + 4 * v, 4);
+                         }
+                         std::memcpy(group + 16 * t + 2 * l, &blk.d, 2);
+                       });
 }
 
 // Lane l ← the 32-bit word at byte 34·l + offset of a Q8_0 step (lanes of missing blocks: 0).
@@ -394,25 +405,16 @@ constexpr int64_t kQ8x16GroupBytes = 34 * kQ4x16Blocks;
 size_t Q8_0x16RowBytes(int64_t k) { return static_cast<size_t>(k / 32 * 34); }
 
 void RepackQ8_0x16(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
-  const int64_t nb = k / 32;
-  for (int64_t r = 0; r < rows; ++r) {
-    const auto* b =
-        reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(src) + r * src_stride);
-    uint8_t* o = static_cast<uint8_t*>(dst) + r * Q8_0x16RowBytes(k);
-    for (int64_t g = 0; kQ4x16Blocks * g < nb; ++g) {
-      const int64_t t = Q4x16GroupBlocks(g, nb);
-      uint8_t* group = o + kQ8x16GroupBytes * g;
-      for (int64_t l = 0; l < t; ++l) {
-        const BlockQ8_0& blk = b[kQ4x16Blocks * g + l];
-        for (int v = 0; v < 8; ++v) {
-          for (int i = 0; i < 4; ++i) {
-            group[4 * t * v + 4 * l + i] = static_cast<uint8_t>(blk.qs[4 * v + i] ^ 0x80);
-          }
-        }
-        std::memcpy(group + 32 * t + 2 * l, &blk.d, 2);
-      }
-    }
-  }
+  RepackX16<BlockQ8_0>(k, src, src_stride, rows, dst,
+                       [](uint8_t* group, int64_t t, int64_t l, const BlockQ8_0& blk) {
+                         for (int v = 0; v < 8; ++v) {
+                           for (int i = 0; i < 4; ++i) {
+                             group[4 * t * v + 4 * l + i] =
+                                 static_cast<uint8_t>(blk.qs[4 * v + i] ^ 0x80);
+                           }
+                         }
+                         std::memcpy(group + 32 * t + 2 * l, &blk.d, 2);
+                       });
 }
 
 struct KernelQ8_0x16 {
@@ -1446,29 +1448,34 @@ struct QuadQ4_0Converted {
   }
 };
 
-size_t Q4_0x16WeightPackBytes(int64_t k) {
-  return static_cast<size_t>(kWeightPackRows / 4 * (k / 32)) * sizeof(QuadBlockQ4);
+// GemmFns::weight_pack_bytes, pack_weights and gemm of a 16-block layout whose work item rows are
+// converted, 4 rows at a time, into `Block`s in a QuadQ* GEMM's lane order by `Unpack`; `Converted`
+// is that GEMM's decode on them.
+template <typename Block>
+size_t X16WeightPackBytes(int64_t k) {
+  return static_cast<size_t>(kWeightPackRows / 4 * (k / 32)) * sizeof(Block);
 }
 
-void PackQ4_0x16Weights(int64_t k, const void* w, size_t ws, int nw, void* dst) {
+template <typename Block, void (*Unpack)(int64_t, const uint8_t* const[4], Block*)>
+void PackX16Weights(int64_t k, const void* w, size_t ws, int nw, void* dst) {
   const int64_t nb = k / 32;
   for (int q = 0; 4 * q < nw; ++q) {
     const uint8_t* rows[4];
     for (int r = 0; r < 4; ++r) {  // missing rows repeat the last one; their lanes are not stored
       rows[r] = static_cast<const uint8_t*>(w) + std::min(4 * q + r, nw - 1) * ws;
     }
-    UnpackQ4_0x16Quads(k, rows, static_cast<QuadBlockQ4*>(dst) + q * nb);
+    Unpack(k, rows, static_cast<Block*>(dst) + q * nb);
   }
 }
 
-void GemmQ4_0x16(int64_t k, const void* w, size_t /*ws*/, int nw, const void* packed, int na,
-                 float* out, size_t os) {
+template <typename Block, typename Converted>
+void GemmX16(int64_t k, const void* w, size_t /*ws*/, int nw, const void* packed, int na,
+             float* out, size_t os) {
   const int64_t nb = k / 32;
   for (int q = 0; 4 * q < nw; ++q) {
-    const auto* quad =
-        reinterpret_cast<const uint8_t*>(static_cast<const QuadBlockQ4*>(w) + q * nb);
+    const auto* quad = reinterpret_cast<const uint8_t*>(static_cast<const Block*>(w) + q * nb);
     const uint8_t* const rows[4] = {quad, quad, quad, quad};
-    GemmRows<QuadQ4_0Converted>(k, rows, std::min(4, nw - 4 * q), packed, na, out + 4 * q, os);
+    GemmRows<Converted>(k, rows, std::min(4, nw - 4 * q), packed, na, out + 4 * q, os);
   }
 }
 
@@ -1521,32 +1528,6 @@ struct QuadQ8_0Converted {
     return {_mm512_loadu_si512(q.lo), _mm512_loadu_si512(q.hi), _mm512_loadu_ps(q.d)};
   }
 };
-
-size_t Q8_0x16WeightPackBytes(int64_t k) {
-  return static_cast<size_t>(kWeightPackRows / 4 * (k / 32)) * sizeof(QuadBlockQ8);
-}
-
-void PackQ8_0x16Weights(int64_t k, const void* w, size_t ws, int nw, void* dst) {
-  const int64_t nb = k / 32;
-  for (int q = 0; 4 * q < nw; ++q) {
-    const uint8_t* rows[4];
-    for (int r = 0; r < 4; ++r) {  // missing rows repeat the last one; their lanes are not stored
-      rows[r] = static_cast<const uint8_t*>(w) + std::min(4 * q + r, nw - 1) * ws;
-    }
-    UnpackQ8_0x16Quads(k, rows, static_cast<QuadBlockQ8*>(dst) + q * nb);
-  }
-}
-
-void GemmQ8_0x16(int64_t k, const void* w, size_t /*ws*/, int nw, const void* packed, int na,
-                 float* out, size_t os) {
-  const int64_t nb = k / 32;
-  for (int q = 0; 4 * q < nw; ++q) {
-    const auto* quad =
-        reinterpret_cast<const uint8_t*>(static_cast<const QuadBlockQ8*>(w) + q * nb);
-    const uint8_t* const rows[4] = {quad, quad, quad, quad};
-    GemmRows<QuadQ8_0Converted>(k, rows, std::min(4, nw - 4 * q), packed, na, out + 4 * q, os);
-  }
-}
 
 // ---- prompt batches of Q4_K: the same 4 × 4 lane layout per 256-super-block -------------------
 //
@@ -2030,15 +2011,16 @@ Kernels MakeAvx512() {
   k.dot[slot(DType::Q6_K)] = Tile<KernelQ6_K>;
   k.gemv[slot(DType::Q6_K)] = Gemv<KernelQ6_K>;
   k.gemm[slot(DType::Q4_0)] = LegacyGemm<QuadQ4_0>();
-  k.repacked[slot(DType::Q4_0)] = {"q4_0x16",
-                                   Q4_0x16RowBytes,
-                                   RepackQ4_0x16,
-                                   Tile<KernelQ4_0x16>,
-                                   GemvPrepared<KernelQ4_0x16>,
-                                   {LegacyPackBytes, LegacyPack<8>, GemmQ4_0x16, kWeightPackRows,
-                                    Q4_0x16WeightPackBytes, PackQ4_0x16Weights},
-                                   PreparedActBytes<KernelQ4_0x16>,
-                                   PrepareAct<KernelQ4_0x16>};
+  k.repacked[slot(DType::Q4_0)] = {
+      "q4_0x16",
+      Q4_0x16RowBytes,
+      RepackQ4_0x16,
+      Tile<KernelQ4_0x16>,
+      GemvPrepared<KernelQ4_0x16>,
+      {LegacyPackBytes, LegacyPack<8>, GemmX16<QuadBlockQ4, QuadQ4_0Converted>, kWeightPackRows,
+       X16WeightPackBytes<QuadBlockQ4>, PackX16Weights<QuadBlockQ4, UnpackQ4_0x16Quads>},
+      PreparedActBytes<KernelQ4_0x16>,
+      PrepareAct<KernelQ4_0x16>};
   k.repacked[slot(DType::Q6_K)] = {"q6_Kx16",
                                    Q6_Kx16RowBytes,
                                    RepackQ6_Kx16,
@@ -2049,15 +2031,17 @@ Kernels MakeAvx512() {
                                    PrepareAct<KernelQ6_Kx16>};
   k.gemm[slot(DType::Q5_0)] = LegacyGemm<QuadQ5_0>();
   k.gemm[slot(DType::Q8_0)] = LegacyGemm<QuadQ8_0>();
-  k.repacked[slot(DType::Q8_0)] = {"q8_0x16",
-                                   Q8_0x16RowBytes,
-                                   RepackQ8_0x16,
-                                   Tile<KernelQ8_0x16>,
-                                   GemvPrepared<KernelQ8_0x16>,
-                                   {LegacyPackBytes, LegacyPack<QuadQ8_0::kOffset>, GemmQ8_0x16,
-                                    kWeightPackRows, Q8_0x16WeightPackBytes, PackQ8_0x16Weights},
-                                   PreparedActBytes<KernelQ8_0x16>,
-                                   PrepareAct<KernelQ8_0x16>};
+  k.repacked[slot(DType::Q8_0)] = {
+      "q8_0x16",
+      Q8_0x16RowBytes,
+      RepackQ8_0x16,
+      Tile<KernelQ8_0x16>,
+      GemvPrepared<KernelQ8_0x16>,
+      {LegacyPackBytes, LegacyPack<QuadQ8_0::kOffset>, GemmX16<QuadBlockQ8, QuadQ8_0Converted>,
+       kWeightPackRows, X16WeightPackBytes<QuadBlockQ8>,
+       PackX16Weights<QuadBlockQ8, UnpackQ8_0x16Quads>},
+      PreparedActBytes<KernelQ8_0x16>,
+      PrepareAct<KernelQ8_0x16>};
   k.gemm[slot(DType::Q4_K)] = {Q4_KPackBytes, Q4_KPack, GemmQ4_K};
   k.repacked[slot(DType::Q4_K)] = {"q4_Kx16",
                                    Q4_Kx16RowBytes,
