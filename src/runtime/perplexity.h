@@ -30,9 +30,10 @@ struct PerplexityResult {
 using PerplexityProgress = std::function<void(int, int, double)>;
 
 // Evaluates `tokens` (the whole text tokenized once, with BOS as the tokenizer says) on sequence 0
-// of `engine`, whose context must hold `n_ctx` tokens; it removes sequence 0 from the cache before
-// each window. `n_windows` <= 0 means every whole window. Throws dizuo::Error when n_ctx is
-// invalid or the text is shorter than one window.
+// of `engine`, whose context must hold `n_ctx` tokens; it waits for the weights' copies made at
+// load (Engine::WaitForRepackedWeights) and removes sequence 0 from the cache before each window.
+// `n_windows` <= 0 means every whole window. Throws dizuo::Error when n_ctx is invalid or the text
+// is shorter than one window.
 PerplexityResult Perplexity(Engine& engine, std::span<const TokenId> tokens, int n_ctx,
                             int n_windows, const PerplexityProgress& progress = {});
 
