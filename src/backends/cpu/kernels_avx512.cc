@@ -327,8 +327,10 @@ struct KernelQ4_0x16 {
   // Two prefetches per cache line. llama 1b Q4_0 tg16, 1 thread, EPYC Zen 4 (two alternated
   // rounds, t/s): 37.8 / 36.9 against 26.7 / 25.6 with one per line (the file layout: 30.5 /
   // 30.1 and 29.4 / 28.5); one per 16 bytes 33.3 / 34.0. Prefetching to L2 (T1) instead: 30.9 /
-  // 31.6. On the final kernel (bench/ab-dizuo, 1b tg32, 3 rounds): one per line 0.70× with 1
-  // thread and 0.89× with 2; 8 KB ahead instead of 4 KB 0.92× and 0.97×. Why the second
+  // 31.6. Against the current kernel (bench/ab-dizuo --dizuo-b, 1b tg32, 3 rounds, seventh
+  // session): one per line 0.87× with 1 thread and 0.98× with 2. (An earlier A/B gave 0.70× /
+  // 0.89×, and 8 KB ahead instead of 4 KB 0.92× / 0.97×, but may have run its B binary with
+  // --no-repack, ab-dizuo's default for B then.) Why the second
   // prefetch of a line pays is not known (no hardware counters on this virtual machine); a first
   // one that is dropped while many misses are in flight is a guess.
   static constexpr int64_t kPrefetchStride = 32;
