@@ -251,10 +251,11 @@ class CpuBackend final : public Backend {
   }
 
   // The copy is made in the background by one worker thread (with helpers on the cores the
-  // compute pool leaves free), largest weights first as the model offers them, so a load returns
-  // at once and the first tokens read the file's layout until each copy is complete: making the
-  // copies is bound by the kernel zeroing their fresh pages (74% of a 1-thread load of llama 1b
-  // Q4_0 on a 2-vCPU EPYC VM; 0.4-1.3 s for the 608 MiB of llama 1b Q4_K_M).
+  // compute pool leaves free), in the model's order (largest first; CopyWeights says when the
+  // worker takes the smallest instead), so a load returns at once and the first tokens read the
+  // file's layout until each copy is complete: making the copies is bound by the kernel zeroing
+  // their fresh pages (74% of a 1-thread load of llama 1b Q4_0 on a 2-vCPU EPYC VM; 0.4-1.3 s
+  // for the 608 MiB of llama 1b Q4_K_M).
   std::unique_ptr<Buffer> PrepareWeight(const Tensor& weight,
                                         std::function<void()> copied) override {
     const RepackFns& fns = kernels_.repacked[static_cast<size_t>(weight.type)];

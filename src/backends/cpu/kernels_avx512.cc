@@ -1406,32 +1406,47 @@ GemmFns LegacyGemm() {
 // 1.10× slower.
 constexpr int kWeightPackRows = 32;  // weight rows per work item (GemmFns::rows)
 
-// Written to and read from scratch that need not be 64-byte aligned (unaligned loads and stores).
-struct QuadBlockQ4 {
-  uint8_t q[64];  // row r's 16 quant bytes in 128-bit lane r
-  float d[16];    // lanes 4r .. 4r + 3: row r's scale (QuadScales)
+// A work item's rows of a 16-block layout (q4_0x16: kHalves 1, 16 quant bytes per block; q8_0x16:
+// kHalves 2, 32) in a QuadQ* GEMM's lane order, per block and quad of rows. Written to and read
+// from scratch that need not be 64-byte aligned (unaligned loads and stores).
+template <int kHalves>
+struct QuadBlockX16 {
+  uint8_t q[kHalves][64];  // row r's quant bytes 16h .. 16h + 15 in 128-bit lane r of q[h]
+  float d[16];             // lanes 4r .. 4r + 3: row r's scale (QuadScales)
 };
+using QuadBlockQ4 = QuadBlockX16<1>;
+using QuadBlockQ8 = QuadBlockX16<2>;
 
-void UnpackQ4_0x16Quads(int64_t k, const uint8_t* const rows[4], QuadBlockQ4* out) {
+// Groups of the 4 rows (rows[r]) into QuadBlockX16s: per row and 16 quant bytes of each block, a
+// 4 × 4 dword transpose per 128-bit lane of the group's four vectors; the scales spread as
+// QuadScales does.
+template <int kHalves>
+void UnpackX16Quads(int64_t k, const uint8_t* const rows[4], QuadBlockX16<kHalves>* out) {
+  constexpr int64_t kQuantBytes = 16 * kHalves;  // per block
+  constexpr int64_t kGroupBytes = (kQuantBytes + 2) * kQ4x16Blocks;
   const int64_t nb = k / 32;
   for (int64_t g = 0; kQ4x16Blocks * g < nb; ++g) {
     const int64_t t = Q4x16GroupBlocks(g, nb);
     const __mmask16 valid = KernelQ4_0x16::Valid(g, nb);
     for (int r = 0; r < 4; ++r) {
-      const uint8_t* group = rows[r] + kQ4x16GroupBytes * g;
-      __m512i v[4];
-      for (int i = 0; i < 4; ++i) v[i] = _mm512_maskz_loadu_epi32(valid, group + 4 * t * i);
-      // 128-bit lane j of blk[i] ← block 4j + i's 16 bytes (dword i of lane j of v[0..3]).
-      TransposeDwords4x4(v);
-      alignas(64) uint8_t blk[4][64];
-      for (int i = 0; i < 4; ++i) _mm512_store_si512(blk[i], v[i]);
-      for (int64_t l = 0; l < t; ++l) {
-        std::memcpy(out[kQ4x16Blocks * g + l].q + 16 * r, blk[l % 4] + 16 * (l / 4), 16);
+      const uint8_t* group = rows[r] + kGroupBytes * g;
+      for (int h = 0; h < kHalves; ++h) {
+        __m512i v[4];
+        for (int i = 0; i < 4; ++i) {
+          v[i] = _mm512_maskz_loadu_epi32(valid, group + 4 * t * (4 * h + i));
+        }
+        // 128-bit lane j of v[i] ← block 4j + i's quant bytes 16h .. 16h + 15.
+        TransposeDwords4x4(v);
+        alignas(64) uint8_t blk[4][64];
+        for (int i = 0; i < 4; ++i) _mm512_store_si512(blk[i], v[i]);
+        for (int64_t l = 0; l < t; ++l) {
+          std::memcpy(out[kQ4x16Blocks * g + l].q[h] + 16 * r, blk[l % 4] + 16 * (l / 4), 16);
+        }
       }
     }
     for (int64_t l = 0; l < t; ++l) {
       auto d = [&](int r) {
-        return Load<uint16_t>(rows[r] + kQ4x16GroupBytes * g + 16 * t + 2 * l);
+        return Load<uint16_t>(rows[r] + kGroupBytes * g + kQuantBytes * t + 2 * l);
       };
       _mm512_storeu_ps(out[kQ4x16Blocks * g + l].d, QuadScales(d(0), d(1), d(2), d(3)));
     }
@@ -1443,7 +1458,7 @@ struct QuadQ4_0Converted {
   static constexpr int kOffset = 8;
   static Quad Decode(const uint8_t* const rows[4], int64_t b, int64_t /*blocks*/) {
     const QuadBlockQ4& q = reinterpret_cast<const QuadBlockQ4*>(rows[0])[b];
-    const __m512i raw = _mm512_loadu_si512(q.q);
+    const __m512i raw = _mm512_loadu_si512(q.q[0]);
     const __m512i mask = _mm512_set1_epi8(0x0f);
     return {_mm512_and_si512(raw, mask), _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask),
             _mm512_loadu_ps(q.d)};
@@ -1486,48 +1501,13 @@ void GemmX16(int64_t k, const void* w, size_t /*ws*/, int nw, const void* packed
 // GEMM runs QuadQ8_0's operations on them, so results equal the file layout's bit for bit. The
 // quants stay q + 128, the form QuadQ8_0 works in. Converting each row back to the file's layout
 // with scalar code instead measured 0.87-0.92× the file layout's pp128 (1b and 125m).
-struct QuadBlockQ8 {
-  uint8_t lo[64], hi[64];  // row r's bytes 0-15 / 16-31 (+128) in 128-bit lane r
-  float d[16];             // lanes 4r .. 4r + 3: row r's scale (QuadScales)
-};
-
-void UnpackQ8_0x16Quads(int64_t k, const uint8_t* const rows[4], QuadBlockQ8* out) {
-  const int64_t nb = k / 32;
-  for (int64_t g = 0; kQ4x16Blocks * g < nb; ++g) {
-    const int64_t t = Q4x16GroupBlocks(g, nb);
-    const __mmask16 valid = KernelQ4_0x16::Valid(g, nb);
-    for (int r = 0; r < 4; ++r) {
-      const uint8_t* group = rows[r] + kQ8x16GroupBytes * g;
-      for (int half = 0; half < 2; ++half) {
-        __m512i v[4];
-        for (int i = 0; i < 4; ++i) {
-          v[i] = _mm512_maskz_loadu_epi32(valid, group + 4 * t * (4 * half + i));
-        }
-        // 128-bit lane j of v[i] ← block 4j + i's bytes 16·half .. 16·half + 15.
-        TransposeDwords4x4(v);
-        alignas(64) uint8_t blk[4][64];
-        for (int i = 0; i < 4; ++i) _mm512_store_si512(blk[i], v[i]);
-        for (int64_t l = 0; l < t; ++l) {
-          QuadBlockQ8& o = out[kQ4x16Blocks * g + l];
-          std::memcpy((half == 0 ? o.lo : o.hi) + 16 * r, blk[l % 4] + 16 * (l / 4), 16);
-        }
-      }
-    }
-    for (int64_t l = 0; l < t; ++l) {
-      auto d = [&](int r) {
-        return Load<uint16_t>(rows[r] + kQ8x16GroupBytes * g + 32 * t + 2 * l);
-      };
-      _mm512_storeu_ps(out[kQ4x16Blocks * g + l].d, QuadScales(d(0), d(1), d(2), d(3)));
-    }
-  }
-}
-
+//
 // QuadQ8_0's decode on converted blocks (rows[0] points to the QuadBlockQ8 array).
 struct QuadQ8_0Converted {
   static constexpr int kOffset = QuadQ8_0::kOffset;
   static Quad Decode(const uint8_t* const rows[4], int64_t b, int64_t /*blocks*/) {
     const QuadBlockQ8& q = reinterpret_cast<const QuadBlockQ8*>(rows[0])[b];
-    return {_mm512_loadu_si512(q.lo), _mm512_loadu_si512(q.hi), _mm512_loadu_ps(q.d)};
+    return {_mm512_loadu_si512(q.q[0]), _mm512_loadu_si512(q.q[1]), _mm512_loadu_ps(q.d)};
   }
 };
 
@@ -2020,7 +2000,7 @@ Kernels MakeAvx512() {
       Tile<KernelQ4_0x16>,
       GemvPrepared<KernelQ4_0x16>,
       {LegacyPackBytes, LegacyPack<8>, GemmX16<QuadBlockQ4, QuadQ4_0Converted>, kWeightPackRows,
-       X16WeightPackBytes<QuadBlockQ4>, PackX16Weights<QuadBlockQ4, UnpackQ4_0x16Quads>},
+       X16WeightPackBytes<QuadBlockQ4>, PackX16Weights<QuadBlockQ4, UnpackX16Quads<1>>},
       PreparedActBytes<KernelQ4_0x16>,
       PrepareAct<KernelQ4_0x16>};
   k.repacked[slot(DType::Q6_K)] = {"q6_Kx16",
@@ -2041,7 +2021,7 @@ Kernels MakeAvx512() {
       GemvPrepared<KernelQ8_0x16>,
       {LegacyPackBytes, LegacyPack<QuadQ8_0::kOffset>, GemmX16<QuadBlockQ8, QuadQ8_0Converted>,
        kWeightPackRows, X16WeightPackBytes<QuadBlockQ8>,
-       PackX16Weights<QuadBlockQ8, UnpackQ8_0x16Quads>},
+       PackX16Weights<QuadBlockQ8, UnpackX16Quads<2>>},
       PreparedActBytes<KernelQ8_0x16>,
       PrepareAct<KernelQ8_0x16>};
   k.gemm[slot(DType::Q4_K)] = {Q4_KPackBytes, Q4_KPack, GemmQ4_K};

@@ -145,11 +145,11 @@ BENCHMARK(BM_Q4_0Dram)
 
 // Every type of kTypes (f16, q8_0, q4_0, q4_K, q6_K: type 0-4) in the file's layout (repack 0) and
 // in the backend's copy made at load (1: q8_0, q4_0, q4_K and q6_K in layouts of their own on
-// AVX-512, f16 as it is), for generation (M = 1) and a prompt (M = 512), 1
-// thread: the 125M llama's 768 × 3072 and 3072 × 768, llama 1b's 2048 × 8192 and 8192 × 2048
-// (shape 0-3), and from DRAM 768 × 131072 (57 MB in q4_0 and q4_K, 83 MB in q6_K, 201 MB in f16)
-// and 2048 × 65536 (75 MB in q4_K, 110 MB in q6_K, 268 MB in f16) (shape 4, 5). Compare the two
-// with --benchmark_enable_random_interleaving=true --benchmark_repetitions=N.
+// AVX-512, f16 as it is), for generation (M = 1) and a prompt (M = 512), 1 thread: the 125M
+// llama's 768 × 3072 and 3072 × 768, llama 1b's 2048 × 8192 and 8192 × 2048 (shape 0-3), and from
+// DRAM 768 × 131072 (57 MB in q4_0 and q4_K, 83 MB in q6_K, 201 MB in f16) and 2048 × 65536 (75 MB
+// in q4_K, 110 MB in q6_K, 268 MB in f16) (shape 4, 5). Compare the two with
+// --benchmark_enable_random_interleaving=true --benchmark_repetitions=N.
 void BM_Repack(benchmark::State& state) {
   static constexpr int64_t kShapes[][2] = {{768, 3072},  {3072, 768},   {2048, 8192},
                                            {8192, 2048}, {768, 131072}, {2048, 65536}};
