@@ -43,6 +43,13 @@ void AddAvx512F16Kernels(Kernels* k);
 
 namespace {
 
+// How a generation row loop prefetches: kNear, K::kPrefetchStride apart kPrefetchBytes ahead into
+// L1 (T0); kFar, once per cache line kFarPrefetchBytes ahead into L2 (T1), the L1 left to the
+// hardware prefetcher; kNone, the hardware prefetchers alone. Kernels with a Zen4Prefetch(k)
+// choose per row length on Zen 4 (see kFarPrefetchBytes); all others, and every kernel on other
+// CPUs, use kNear.
+enum class PrefetchMode { kNear, kFar, kNone };
+
 template <typename T>
 inline T Load(const void* p) {
   T v;
@@ -332,8 +339,16 @@ struct KernelQ4_0x16 {
   // 0.89×, and 8 KB ahead instead of 4 KB 0.92× / 0.97×, but may have run its B binary with
   // --no-repack, ab-dizuo's default for B then.) Why the second
   // prefetch of a line pays is not known (no hardware counters on this virtual machine); a first
-  // one that is dropped while many misses are in flight is a guess.
+  // one that is dropped while many misses are in flight is a guess. Since the eighth session
+  // these near prefetches serve other CPUs only: Zen 4 takes Zen4Prefetch's modes.
   static constexpr int64_t kPrefetchStride = 32;
+  // On Zen 4 (eighth session, see kFarPrefetchBytes): rows of whole 16-block groups stream best
+  // with the hardware prefetchers alone; rows with a partial last group (K = 768) with the far
+  // prefetch. llama 1b Q4_0 tg32, 1 thread, t/s: near 43.8-45.0, none 48.1-51.4, far 39.1-41.0;
+  // 125m Q4_0: near 309-317, none 279-295, far 363-398.
+  static PrefetchMode Zen4Prefetch(int64_t k) {
+    return k % kStep == 0 ? PrefetchMode::kNone : PrefetchMode::kFar;
+  }
   static __mmask16 Valid(int64_t step, int64_t blocks) {
     return static_cast<__mmask16>((uint32_t{1} << Q4x16GroupBlocks(step, blocks)) - 1);
   }
@@ -743,6 +758,9 @@ struct KernelQ4_Kx16 {
   static constexpr int64_t kStepBytes = kQ4Kx16StepBytes;
   static constexpr bool kPrefetch = true;
   static constexpr int64_t kPrefetchStride = 32;  // as KernelQ4_0x16
+  // Zen 4: the far prefetch (kFarPrefetchBytes). llama 1b Q4_K_M tg32, 1 thread, t/s (with
+  // q6_Kx16 unchanged): near 39.3-40.5, far 45.2-46.4; with q6_Kx16 far too 46.0-49.2.
+  static PrefetchMode Zen4Prefetch(int64_t /*k*/) { return PrefetchMode::kFar; }
   static Act PrepAct(const uint8_t* row, int64_t step, int64_t /*blocks*/) {
     const uint8_t* a = row + 2 * step * static_cast<int64_t>(sizeof(BlockQ8_K));
     constexpr int kBlock = sizeof(BlockQ8_K);
@@ -962,6 +980,8 @@ struct KernelQ6_Kx16 {
   static constexpr int64_t kStep = 256;
   static constexpr int64_t kStepBytes = kQ6x16StepBytes;
   static constexpr bool kPrefetch = true;
+  // Zen 4: the far prefetch (kFarPrefetchBytes), as KernelQ4_Kx16.
+  static PrefetchMode Zen4Prefetch(int64_t /*k*/) { return PrefetchMode::kFar; }
   static Act PrepAct(const uint8_t* row, int64_t step, int64_t /*blocks*/) {
     const auto* a = reinterpret_cast<const BlockQ8_K*>(row) + step;
     Act r;  // r.q[j]'s 128-bit lane m is loaded with sub-block 4j + m
@@ -1029,6 +1049,45 @@ constexpr int64_t PrefetchStride() {
   }
 }
 
+// kFar's distance. On a 2-core EPYC Zen 4 VM (eighth session), M = 1 from DRAM on ~300 MB
+// weights of row length K (as cpu_kernels_bench BM_GemvDram measures; 1 thread, medians of 3, ms;
+// near / none / far): q4_Kx16 at K = 1024-8192 13.4-15.0 / 14.1-15.7 / 10.7-11.4; q4_0x16 at
+// K = 768 14.0 / 13.5 / 10.8 but at K = 1024-8192 12.1-13.2 / 11.2-11.9 / 13.4-15.1; q6_Kx16 mixed
+// (K = 2048: 18.5 / 19.1 / 16.7); q8_0x16 best with near (23.1-23.5 against 24.3-27.0 /
+// 26.6-29.4); the file layouts best with near. Far distances 8-64 KB measured the same, and so did
+// prefetching only the first 16-64 KB of each thread's share of a MATMUL. Why the light q4_0x16
+// steps stream best with no software prefetch on whole 16-block rows while the heavier q4_Kx16
+// steps need the far one is not known (no hardware counters on this VM); the hardware prefetcher
+// keeping ahead of a loop with little work per line is a guess. The same A/B on models with 2
+// threads depends on the host: 1b Q4_K_M 0.92× while the 2-thread probe read 35 GB/s, 1.11× (and
+// Q4_0 1.04×) while it read more.
+constexpr int64_t kFarPrefetchBytes = 32768;
+const bool kZen4Prefetch = HostCpu().avx512_on_256bit_units;
+
+template <typename K>
+PrefetchMode GenerationPrefetch(int64_t k) {
+  if constexpr (requires { K::Zen4Prefetch(k); }) {
+    if (kZen4Prefetch) return K::Zen4Prefetch(k);
+  }
+  return PrefetchMode::kNear;
+}
+
+// The prefetches for the step at `step` (its first byte) of a generation row loop.
+template <typename K, PrefetchMode kMode>
+inline void PrefetchStep(const uint8_t* step) {
+  if constexpr (!K::kPrefetch || kMode == PrefetchMode::kNone) {
+    return;
+  } else if constexpr (kMode == PrefetchMode::kNear) {
+    for (int64_t o = 0; o < K::kStepBytes; o += PrefetchStride<K>()) {
+      _mm_prefetch(reinterpret_cast<const char*>(step + kPrefetchBytes + o), _MM_HINT_T0);
+    }
+  } else {
+    for (int64_t o = 0; o < K::kStepBytes; o += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(step + kFarPrefetchBytes + o), _MM_HINT_T1);
+    }
+  }
+}
+
 template <typename K, int NW, int NA>
 void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* out,
                size_t os) {
@@ -1059,13 +1118,7 @@ void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
           // 16 KB 34-36, 32 KB 34-35. Legacy q8_0 at 4/8 KB was slower than 16 KB (15.5, 18 vs
           // 19 t/s), 32 KB the same.
           // Steps longer than a cache line (q4_0's 72 bytes) prefetch every line they pass.
-          if constexpr (K::kPrefetch) {
-            for (int64_t o = 0; o < K::kStepBytes; o += PrefetchStride<K>()) {
-              _mm_prefetch(
-                  reinterpret_cast<const char*>(row + s * K::kStepBytes + kPrefetchBytes + o),
-                  _MM_HINT_T0);
-            }
-          }
+          PrefetchStep<K, PrefetchMode::kNear>(row + s * K::kStepBytes);
           K::Dot(K::DecodeW(row, s, blocks), act[s - s0], row_acc);
         }
         acc[r][0] = row_acc;
@@ -1121,24 +1174,34 @@ void Tile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as,
 
 // Rows r < n of w, each read front to back against the prepared activation steps `act`, with
 // TileFixed<K, NW, 1>'s operations (so the same results).
-template <typename K>
-void GemvRows(int64_t k, const uint8_t* wb, size_t ws, int64_t n, const typename K::Act* act,
-              float* out) {
+template <typename K, PrefetchMode kMode>
+void GemvRowsWith(int64_t k, const uint8_t* wb, size_t ws, int64_t n, const typename K::Act* act,
+                  float* out) {
   const int64_t blocks = k / 32;
   const int64_t steps = (k + K::kStep - 1) / K::kStep;
   for (int64_t r = 0; r < n; ++r) {
     const uint8_t* row = wb + r * ws;
     typename K::Acc acc;
     for (int64_t s = 0; s < steps; ++s) {
-      if constexpr (K::kPrefetch) {
-        for (int64_t o = 0; o < K::kStepBytes; o += PrefetchStride<K>()) {
-          _mm_prefetch(reinterpret_cast<const char*>(row + s * K::kStepBytes + kPrefetchBytes + o),
-                       _MM_HINT_T0);
-        }
-      }
+      PrefetchStep<K, kMode>(row + s * K::kStepBytes);
       K::Dot(K::DecodeW(row, s, blocks), act[s], acc);
     }
     out[r] = K::Finish(acc);
+  }
+}
+
+// The prefetch mode is a template argument: GCC 12 dropped the prefetch loop altogether when it
+// was guarded by a run-time flag inside the step loop.
+template <typename K>
+void GemvRows(int64_t k, const uint8_t* wb, size_t ws, int64_t n, const typename K::Act* act,
+              float* out) {
+  switch (GenerationPrefetch<K>(k)) {
+    case PrefetchMode::kNear:
+      return GemvRowsWith<K, PrefetchMode::kNear>(k, wb, ws, n, act, out);
+    case PrefetchMode::kFar:
+      return GemvRowsWith<K, PrefetchMode::kFar>(k, wb, ws, n, act, out);
+    case PrefetchMode::kNone:
+      return GemvRowsWith<K, PrefetchMode::kNone>(k, wb, ws, n, act, out);
   }
 }
 

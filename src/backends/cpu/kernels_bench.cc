@@ -163,6 +163,23 @@ BENCHMARK(BM_Repack)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// Generation (M = 1, 1 thread) from DRAM on weights far larger than the L3 (N rows of ~256 MiB in
+// all, in the backend's copy made at load) for row lengths K = 768, 1024, 2048, 4096 and 8192:
+// how the kernels' prefetching (kernels_avx512.cc, PrefetchMode) streams by row length. Types as
+// BM_Repack (f16, q8_0, q4_0, q4_K, q6_K: 0-4); q4_K at K = 768 is not repacked (skipped).
+void BM_GemvDram(benchmark::State& state) {
+  const DType type = kTypes[state.range(0)];
+  const int64_t k = state.range(1);
+  const uint64_t row_bytes = *RowBytes(type, static_cast<uint64_t>(k));
+  const auto n = static_cast<int64_t>((uint64_t{256} << 20) / row_bytes / 64 * 64);
+  RunMatMul(state, type, k, n, 1, 1, /*repack=*/true);
+}
+BENCHMARK(BM_GemvDram)
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {768, 1024, 2048, 4096, 8192}})
+    ->ArgNames({"type", "k"})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
+
 // The f16 attention kernel of one KV head at generation (query rows = the KV group: 1 for the
 // 125M llama, 4 for llama 1b and Gemma 3), head size d, nc visible cells, 1 thread. Reports the
 // time per call; the cells × d K and V values are read once per call.
