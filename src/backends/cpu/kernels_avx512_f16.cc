@@ -80,7 +80,8 @@ inline __m512 LoadHalvesMasked(const uint16_t* p, int64_t n) {
 // weights come from cache.
 constexpr int kDotAccs = 2;
 
-// A dot-tile step (kDotAccs · 16 halves = one 64-byte line) prefetches (prefetcht0) the weight
+// A dot-tile step (kDotAccs · 16 halves = one 64-byte line) prefetches (prefetcht0; prefetcht1 on
+// Zen 4, below) the weight
 // line this many bytes ahead; rows are contiguous, so near a row's end this reaches into the
 // next row the tile or the thread's share reads next. Measured on llama 1b f16 generation, 1
 // thread, EPYC Zen 5 with another benchmark running beside (medians of 3-4 alternated runs,
@@ -92,15 +93,22 @@ constexpr int kDotAccs = 2;
 // did best there. 2-core EPYC Zen 4, tg32, alternated rounds, medians of the paired ratios: 4 KB ÷
 // 8 KB 1b 1 thread 1.05× (every round above 1), 2 threads 1.07×, 125m 1 thread 1.07×; 2 KB ÷
 // 8 KB 1b 1 thread 1.00×; then none ÷ 4 KB 125m 1 thread 1.08× (every round 1.03× or more),
-// 2 threads 1.08×, 1b 1 thread 1.00×, 2 threads 1.02×.
-const int64_t kDotPrefetchBytes = HostCpu().avx512_on_256bit_units ? 0 : 8192;
+// 2 threads 1.08×, 1b 1 thread 1.00×, 2 threads 1.02×. Since the eighth session Zen 4 prefetches
+// 32 KB ahead into L2 (T1; the L1 is left to the hardware prefetcher), as kernels_avx512.cc's
+// kFar mode does: tg32 against none, 3 alternated rounds, t/s: 1b 1 thread 15.1-15.8 against
+// 13.5-14.0, 2 threads 27.6-28.4 against 25.9-26.2; 125m 1 thread 116-119 against 111-118,
+// 2 threads the same (207 / 206-209). Zen 5 keeps T0 at 8 KB (not measured with T1 far ahead).
+const int64_t kDotPrefetchBytes = HostCpu().avx512_on_256bit_units ? 32768 : 8192;
+const bool kDotPrefetchToL2 = HostCpu().avx512_on_256bit_units;
 static_assert(kDotAccs * 16 * 2 == 64, "one prefetch per step covers one 64-byte line");
 
 // out[c · os] = dot(weight row w, activation row c) for c < NA: kDotAccs · 16 elements per step,
 // block j of a step into accumulator j; the tail (t < kDotAccs · 16 elements) is loaded masked
 // into the same accumulators (block j gets elements 16j .. min(t, 16j + 16)). The weight row is
 // converted once per step for every activation row.
-template <int NA>
+// kToL2: prefetch into L2 (Zen 4) rather than L1 (a template argument: GCC 12 can drop a prefetch
+// guarded by a run-time flag inside the loop; see kernels_avx512.cc GemvRows).
+template <int NA, bool kToL2>
 void RowTimesCols(int64_t k, const uint16_t* w, const uint8_t* a, size_t as, float* out,
                   size_t os) {
   constexpr int U = kDotAccs;
@@ -113,7 +121,11 @@ void RowTimesCols(int64_t k, const uint16_t* w, const uint8_t* a, size_t as, flo
   const int64_t prefetch = kDotPrefetchBytes;
   int64_t i = 0;
   for (; i + 16 * U <= k; i += 16 * U) {
-    if (prefetch > 0) _mm_prefetch(reinterpret_cast<const char*>(w + i) + prefetch, _MM_HINT_T0);
+    if constexpr (kToL2) {
+      _mm_prefetch(reinterpret_cast<const char*>(w + i) + prefetch, _MM_HINT_T1);
+    } else {
+      _mm_prefetch(reinterpret_cast<const char*>(w + i) + prefetch, _MM_HINT_T0);
+    }
     for (int u = 0; u < U; ++u) {
       const __m512 wv = LoadHalves(w + i + 16 * u);
       for (int c = 0; c < NA; ++c) {
@@ -134,6 +146,21 @@ void RowTimesCols(int64_t k, const uint16_t* w, const uint8_t* a, size_t as, flo
   }
 }
 
+template <bool kToL2>
+void RowTimesColsN(int64_t k, const uint16_t* w, const uint8_t* a, size_t as, int na, float* out,
+                   size_t os) {
+  switch (na) {
+    case 1:
+      return RowTimesCols<1, kToL2>(k, w, a, as, out, os);
+    case 2:
+      return RowTimesCols<2, kToL2>(k, w, a, as, out, os);
+    case 3:
+      return RowTimesCols<3, kToL2>(k, w, a, as, out, os);
+    default:
+      return RowTimesCols<4, kToL2>(k, w, a, as, out, os);
+  }
+}
+
 // DotTileFn: weight rows one after another (one sequential stream during generation).
 void DotF16(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as, int na,
             float* out, size_t os) {
@@ -141,19 +168,10 @@ void DotF16(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t a
   const auto* ab = static_cast<const uint8_t*>(a);
   for (int r = 0; r < nw; ++r) {
     const auto* wr = reinterpret_cast<const uint16_t*>(wb + r * ws);
-    switch (na) {
-      case 1:
-        RowTimesCols<1>(k, wr, ab, as, out + r, os);
-        break;
-      case 2:
-        RowTimesCols<2>(k, wr, ab, as, out + r, os);
-        break;
-      case 3:
-        RowTimesCols<3>(k, wr, ab, as, out + r, os);
-        break;
-      default:
-        RowTimesCols<4>(k, wr, ab, as, out + r, os);
-        break;
+    if (kDotPrefetchToL2) {
+      RowTimesColsN<true>(k, wr, ab, as, na, out + r, os);
+    } else {
+      RowTimesColsN<false>(k, wr, ab, as, na, out + r, os);
     }
   }
 }
