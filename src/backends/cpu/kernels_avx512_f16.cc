@@ -6,7 +6,7 @@
 // sequential stream, converted 16 halves at a time with vcvtph2ps into two accumulators (even and
 // odd 16-element blocks). Interleaving 4 rows (the AVX2 tile) measured 11 GB/s on rows of 4 KB
 // streamed from DRAM on an EPYC Zen 5, one row at a time 32 GB/s (the plain read speed is 37).
-// Each step also prefetches the cache line kDotPrefetchBytes ahead (see there): llama 1b f16
+// Each step also prefetches a cache line ahead (kDotPrefetchBytes, see there): llama 1b f16
 // generation with 1 thread went from ~14.0 to ~16.4 tokens/s (median of alternated runs).
 //
 // Prompt batches (GemmFns with weight repacking): the weights are converted to f32 once per work
@@ -80,25 +80,27 @@ inline __m512 LoadHalvesMasked(const uint16_t* p, int64_t n) {
 // weights come from cache.
 constexpr int kDotAccs = 2;
 
-// A dot-tile step (kDotAccs · 16 halves = one 64-byte line) prefetches (prefetcht0; prefetcht1 on
-// Zen 4, below) the weight
-// line this many bytes ahead; rows are contiguous, so near a row's end this reaches into the
-// next row the tile or the thread's share reads next. Measured on llama 1b f16 generation, 1
-// thread, EPYC Zen 5 with another benchmark running beside (medians of 3-4 alternated runs,
-// tokens/s; baseline without prefetch 12.5-14.0): 1 KB and 512 B slower, 4 KB +13%, 8 KB
-// +11-17%, 16 KB +10%, 32 KB +6%; prefetchnta or prefetcht1 at 8 KB 2-5% below prefetcht0.
-// Also measured and not kept: 4 accumulators (no better than 2 with the prefetch), 2 or 4 rows
-// read together (8-10 tokens/s against 13.6 for one row at a time, without prefetch).
-// Where 512-bit instructions run on 256-bit units (Zen 4) none (0): the hardware prefetcher alone
-// did best there. 2-core EPYC Zen 4, tg32, alternated rounds, medians of the paired ratios: 4 KB ÷
-// 8 KB 1b 1 thread 1.05× (every round above 1), 2 threads 1.07×, 125m 1 thread 1.07×; 2 KB ÷
-// 8 KB 1b 1 thread 1.00×; then none ÷ 4 KB 125m 1 thread 1.08× (every round 1.03× or more),
-// 2 threads 1.08×, 1b 1 thread 1.00×, 2 threads 1.02×. Since the eighth session Zen 4 prefetches
-// 32 KB ahead into L2 (T1; the L1 is left to the hardware prefetcher), as kernels_avx512.cc's
-// kFar mode does: tg32 against none, 3 alternated rounds, t/s: 1b 1 thread 15.1-15.8 against
-// 13.5-14.0, 2 threads 27.6-28.4 against 25.9-26.2; 125m 1 thread 116-119 against 111-118,
-// 2 threads the same (207 / 206-209). Zen 5 keeps T0 at 8 KB (not measured with T1 far ahead).
-const int64_t kDotPrefetchBytes = HostCpu().avx512_on_256bit_units ? 32768 : 8192;
+// A dot-tile step (kDotAccs · 16 halves = one 64-byte line) prefetches the weight line
+// kDotPrefetchBytes<kToL2> ahead; rows are contiguous, so near a row's end this reaches into the
+// next row the tile or the thread's share reads next.
+// - Zen 5 and other CPUs with full 512-bit units: 8 KB ahead into L1 (prefetcht0). Measured on
+//   llama 1b f16 generation, 1 thread, EPYC Zen 5 with another benchmark running beside (medians
+//   of 3-4 alternated runs, tokens/s; baseline without prefetch 12.5-14.0): 1 KB and 512 B slower,
+//   4 KB +13%, 8 KB +11-17%, 16 KB +10%, 32 KB +6%; prefetchnta or prefetcht1 at 8 KB 2-5% below
+//   prefetcht0. Also measured and not kept: 4 accumulators (no better than 2 with the prefetch), 2
+//   or 4 rows read together (8-10 tokens/s against 13.6 for one row at a time, without prefetch).
+// - Where 512-bit instructions run on 256-bit units (Zen 4): 32 KB ahead into L2 (prefetcht1; the
+//   L1 is left to the hardware prefetcher), as kernels_avx512.cc's kFar mode does. Until the eighth
+//   session no software prefetch did best there (2-core EPYC Zen 4, tg32, medians of alternated
+//   paired ratios: none ÷ 4 KB into L1 125m 1 thread 1.08×, 2 threads 1.08×, 1b 1.00× / 1.02×).
+//   The far prefetch against none (bench/ab-dizuo --dizuo-b, tg32, 3 rounds): 1b 1 thread 1.09×
+//   (1.07-1.12), 2 threads 1.14× (0.72-1.26); 125m 1 thread 1.00×, 2 threads 0.87× (0.85-0.94,
+//   again 0.87× over 5 rounds of tg64) while the host's 2-thread probe read only 36 GB/s. Earlier
+//   the same session, on a less starved host: 1b 1.10-1.15× / 1.07-1.09×, 125m 1.01-1.05× / 1.00×
+//   (3 rounds, a build with the same prefetch behind a run-time branch), and this code 1b 1.10×,
+//   125m 1.04× with 1 thread (2 rounds). So with 2 threads it depends on the memory bus.
+template <bool kToL2>
+constexpr int64_t kDotPrefetchBytes = kToL2 ? 32768 : 8192;
 const bool kDotPrefetchToL2 = HostCpu().avx512_on_256bit_units;
 static_assert(kDotAccs * 16 * 2 == 64, "one prefetch per step covers one 64-byte line");
 
@@ -118,13 +120,12 @@ void RowTimesCols(int64_t k, const uint16_t* w, const uint8_t* a, size_t as, flo
   }
   const uint16_t* ar[NA];
   for (int c = 0; c < NA; ++c) ar[c] = reinterpret_cast<const uint16_t*>(a + c * as);
-  const int64_t prefetch = kDotPrefetchBytes;
   int64_t i = 0;
   for (; i + 16 * U <= k; i += 16 * U) {
     if constexpr (kToL2) {
-      _mm_prefetch(reinterpret_cast<const char*>(w + i) + prefetch, _MM_HINT_T1);
+      _mm_prefetch(reinterpret_cast<const char*>(w + i) + kDotPrefetchBytes<true>, _MM_HINT_T1);
     } else {
-      _mm_prefetch(reinterpret_cast<const char*>(w + i) + prefetch, _MM_HINT_T0);
+      _mm_prefetch(reinterpret_cast<const char*>(w + i) + kDotPrefetchBytes<false>, _MM_HINT_T0);
     }
     for (int u = 0; u < U; ++u) {
       const __m512 wv = LoadHalves(w + i + 16 * u);

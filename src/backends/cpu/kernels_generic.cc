@@ -318,10 +318,6 @@ Kernels MakeGeneric() {
   return k;
 }
 
-}  // namespace
-
-namespace {
-
 template <DType T>
 size_t FileRowBytes(int64_t k) {
   return RowBytes(T, static_cast<uint64_t>(k)).value_or(0);
