@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "backends/cpu/kernels.h"
@@ -42,6 +43,13 @@ struct RepackCase {
 // file's layout too (tiny q6_K: 2.5e-5 on the prompt, 2e-4 - 3e-4 on generated tokens; 125m q4_K:
 // 3e-4 - 7e-4). Where that happens the bound is 2e-3; the layouts' products themselves are held
 // to 1e-11 against exact sums in kernels_test (RepackedWeightsMatchReferenceOnEveryPath).
+// The bounds below are the AVX-512 layouts'. The AVX2 table's q4_0x8 sums a block per lane where
+// the file layout's AVX2 tile sums element groups per lane, on the prompt and in generation, so
+// it takes 2e-3 for both (measured 1.3e-4 - 2.0e-4 on tiny q4_0).
+double Bound(const cpu::RepackFns& fns, double avx512_bound) {
+  return std::string_view(fns.name) == "q4_0x8" ? 2e-3 : avx512_bound;
+}
+
 class RepackTest : public ::testing::TestWithParam<RepackCase> {
  protected:
   void SetUp() override {
@@ -106,7 +114,7 @@ TEST_P(RepackTest, RepackedModelMatchesTheFileLayout) {
   ASSERT_EQ(a.size(), b.size());
   for (size_t i = 0; i < a.size(); ++i) {
     const std::string what = i == 0 ? "prompt" : "generated token " + std::to_string(i);
-    const double bound = i == 0 ? GetParam().prompt : GetParam().generation;
+    const double bound = Bound(fns, i == 0 ? c.prompt : c.generation);
     ASSERT_EQ(a[i].size(), b[i].size());
     if (bound == 0) {
       EXPECT_EQ(a[i], b[i]) << what << ": logits differ";

@@ -20,6 +20,10 @@
 #include "core/quant_blocks.h"
 
 namespace dizuo::cpu {
+
+// Layouts of the table's own (kernels_avx2_repacked.cc).
+void AddAvx2RepackedKernels(Kernels* k);
+
 namespace {
 
 using avx2::DotI8;
@@ -705,6 +709,7 @@ Kernels MakeAvx2() {
   k.exp_sum = ExpSum;
   k.weighted_rows = WeightedRows;
   k.glu = GluRow;
+  AddAvx2RepackedKernels(&k);
   AddFileLayoutCopies(&k);
   return k;
 }

@@ -420,6 +420,17 @@ TEST(CpuKernels, RepackedWeightsMatchReferenceOnEveryPath) {
           EXPECT_EQ(0, std::memcmp(one.data(), out.data(), out.size() * sizeof(float)))
               << what << " gemv, rows per call " << rows;
         }
+        // A layout's prompt GEMM where the file's layout has none: the layout's tiles, bit for
+        // bit, for every GEMM shape.
+        if (g0.gemm == nullptr && f.gemm.gemm != nullptr) {
+          DotCase rc = c;
+          rc.w = w;
+          rc.w_stride = stride;
+          for (auto [tw, ta] : {std::pair{f.gemm.rows, 1024}, {1, 4}, {3, 8}, {2, 12}}) {
+            tw = std::min(tw, f.gemm.rows);
+            EXPECT_EQ(got, RunGemm(f.gemm, rc, tw, ta)) << what << " gemm " << tw << "x" << ta;
+          }
+        }
         // The prompt GEMM on the copy equals the GEMM on the file's layout bit for bit.
         if (g0.gemm != nullptr && f.gemm.gemm != nullptr) {
           DotCase rc = c;
