@@ -2,6 +2,13 @@
 // RepackFns). Compiled with the AVX2 flags of kernels_avx2.cc; MakeAvx2() installs them with
 // AddAvx2RepackedKernels(). Helpers live in an anonymous namespace (see kernels_avx512.cc).
 //
+// Both layouts keep a row's bytes in order and give each 32-bit lane of a vector one 32-element
+// block (q4_0x8: 8 Q4_0 blocks per step; q4_Kx8: the 8 sub-blocks of a Q4_K super-block), so a
+// step sums its blocks' unsigned nibbles against the activation in i16 (8 vpmaddubsw, exact:
+// 8 · 2 · 15 · 128 < 2^15), scales all 8 lanes at once and ends in one or two FMAs. The
+// activation is transposed into the same lane order once per MATMUL (generation) or per quad of
+// rows (prompt GEMM).
+//
 // q4_0x8: Q4_0 rows in groups of 8 blocks, one 32-bit lane per block. The file's layout (the AVX2
 // tile, KernelQ4_0) spends per 32-block two f16 conversions, a broadcast, a nibble unpack with a
 // 128-bit insert, a sign fix-up on both operands, vpmaddubsw, vpmaddwd, a conversion and an FMA.
@@ -20,6 +27,7 @@
 
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/kernels_avx2_ops.h"
+#include "backends/cpu/kernels_common.h"
 #include "core/quant_blocks.h"
 
 namespace dizuo::cpu {
@@ -27,42 +35,7 @@ namespace {
 
 using avx2::Hsum;
 
-// ---- q4_0x8 ---------------------------------------------------------------------------------
-//
-// Layout (RepackQ4_0x8): a row of nb = k / 32 blocks, nb a multiple of 8 (row_bytes(k) = 0
-// otherwise: such rows stay in the file's layout), 18 bytes per block as in the file. Group g of
-// blocks 8g .. 8g + 7 at byte 144·g: 4 vectors of 32 bytes, dword l of vector v = block 8g + l's
-// quant bytes 4v .. 4v + 3 (low nibbles: elements 4v .. 4v + 3, high nibbles: 16 + 4v ..
-// 16 + 4v + 3), then the 8 blocks' f16 scales (16 bytes). A row is read front to back.
-constexpr int64_t kX8Blocks = 8;
-constexpr int64_t kQ4x8StepBytes = 18 * kX8Blocks;
-
-size_t Q4_0x8RowBytes(int64_t k) {
-  return k % (32 * kX8Blocks) == 0 ? static_cast<size_t>(k / 32 * 18) : 0;
-}
-
-void RepackQ4_0x8(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
-  const int64_t nb = k / 32;
-  for (int64_t r = 0; r < rows; ++r) {
-    const auto* b =
-        reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(src) + r * src_stride);
-    uint8_t* row = static_cast<uint8_t*>(dst) + r * Q4_0x8RowBytes(k);
-    for (int64_t g = 0; g < nb / kX8Blocks; ++g) {
-      uint8_t* group = row + kQ4x8StepBytes * g;
-      for (int64_t l = 0; l < kX8Blocks; ++l) {
-        const BlockQ4_0& blk = b[kX8Blocks * g + l];
-        for (int v = 0; v < 4; ++v) std::memcpy(group + 32 * v + 4 * l, blk.qs + 4 * v, 4);
-        std::memcpy(group + 128 + 2 * l, &blk.d, 2);
-      }
-    }
-  }
-}
-
-// 8 Q8_0 activation blocks in the layout's lane order, kQ4x8ActBytes bytes (no alignment
-// assumed): at 32·v, lane l holds block l's elements 4v .. 4v + 3 (v < 4), at 128 + 32·v its
-// elements 16 + 4v .. 16 + 4v + 3; at 256, lane l = −8·Σa of block l (i32); at 288, its scale
-// (f32).
-constexpr int64_t kQ4x8ActBytes = 320;
+// ---- shared: lane order, the layout-generic tile, gemv and GEMM ---------------------------
 
 inline __m256i LoadV(const uint8_t* p) {
   return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
@@ -84,17 +57,14 @@ inline void TransposeBlocks(const uint8_t* const x[8], __m256i out[4]) {
   out[3] = _mm256_unpackhi_epi64(t1, t3);
 }
 
-// Activation blocks 8s .. 8s + 7 of a Q8_0 row, prepared at dst.
-inline void PrepQ4x8Act(const uint8_t* row, int64_t s, uint8_t* dst) {
-  const auto* a = reinterpret_cast<const BlockQ8_0*>(row) + kX8Blocks * s;
-  const uint8_t* lo[8];
+// The 8 blocks of 32 int8 at block[0..7] in lane order, stored at dst (256 bytes): at 32·v, lane l
+// holds block l's elements 4v .. 4v + 3; at 128 + 32·v, its elements 16 + 4v .. 16 + 4v + 3.
+// Returns Σ of each block's 32 elements (i32 lane l).
+inline __m256i TransposeActivation(const uint8_t* const block[8], uint8_t* dst) {
   const uint8_t* hi[8];
-  for (int l = 0; l < 8; ++l) {
-    lo[l] = reinterpret_cast<const uint8_t*>(a[l].qs);
-    hi[l] = lo[l] + 16;
-  }
+  for (int l = 0; l < 8; ++l) hi[l] = block[l] + 16;
   __m256i q[8];
-  TransposeBlocks(lo, q);
+  TransposeBlocks(block, q);
   TransposeBlocks(hi, q + 4);
   const __m256i ones = _mm256_set1_epi8(1);
   __m256i sum16 = _mm256_setzero_si256();  // |Σ| ≤ 8 · 2 · 128 per i16 lane
@@ -102,51 +72,43 @@ inline void PrepQ4x8Act(const uint8_t* row, int64_t s, uint8_t* dst) {
     StoreV(dst + 32 * v, q[v]);
     sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(ones, q[v]));
   }
-  const __m256i sum = _mm256_madd_epi16(sum16, _mm256_set1_epi16(1));
-  StoreV(dst + 256, _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum, 3)));
-  const __m256 d = _mm256_cvtph_ps(_mm_setr_epi16(
-      static_cast<int16_t>(a[0].d), static_cast<int16_t>(a[1].d), static_cast<int16_t>(a[2].d),
-      static_cast<int16_t>(a[3].d), static_cast<int16_t>(a[4].d), static_cast<int16_t>(a[5].d),
-      static_cast<int16_t>(a[6].d), static_cast<int16_t>(a[7].d)));
-  _mm256_storeu_ps(reinterpret_cast<float*>(dst + 288), d);
+  return _mm256_madd_epi16(sum16, _mm256_set1_epi16(1));
 }
 
-// One step of a weight row, decoded to unsigned nibbles (q + 8).
-struct Q4x8W {
-  __m256i lo[4], hi[4];
-  __m256 d;
-};
-
-inline Q4x8W DecodeQ4x8(const uint8_t* step) {
+// Unsigned nibbles of 4 vectors at p: lo[v] = low nibbles of vector v, hi[v] = high nibbles.
+inline void DecodeNibbles(const uint8_t* p, __m256i lo[4], __m256i hi[4]) {
   const __m256i mask = _mm256_set1_epi8(0x0f);
-  Q4x8W w;
   for (int v = 0; v < 4; ++v) {
-    const __m256i raw = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(step + 32 * v));
-    w.lo[v] = _mm256_and_si256(raw, mask);
-    w.hi[v] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+    const __m256i raw = LoadV(p + 32 * v);
+    lo[v] = _mm256_and_si256(raw, mask);
+    hi[v] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
   }
-  w.d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 128)));
-  return w;
 }
 
-// acc + Σ_l (block l's exact integer sum) · d_w · d_a, one lane per block. Every path (tiles,
-// gemv, gemm) runs exactly these operations per (weight row, activation row, step), in step order,
-// so their results are bit-identical.
-inline __m256 DotQ4x8(const Q4x8W& w, const uint8_t* a, __m256 acc) {
-  __m256i s0 = _mm256_maddubs_epi16(w.lo[0], LoadV(a));
-  __m256i s1 = _mm256_maddubs_epi16(w.hi[0], LoadV(a + 128));
+// Σ over the 8 vectors of vpmaddubsw(nibbles, activation) in i16 (lane pairs 2l, 2l + 1: block l).
+inline __m256i NibbleSums16(const __m256i lo[4], const __m256i hi[4], const uint8_t* a) {
+  __m256i s0 = _mm256_maddubs_epi16(lo[0], LoadV(a));
+  __m256i s1 = _mm256_maddubs_epi16(hi[0], LoadV(a + 128));
   for (int v = 1; v < 4; ++v) {
-    s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(w.lo[v], LoadV(a + 32 * v)));
-    s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(w.hi[v], LoadV(a + 128 + 32 * v)));
+    s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(lo[v], LoadV(a + 32 * v)));
+    s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(hi[v], LoadV(a + 128 + 32 * v)));
   }
-  const __m256i s = _mm256_add_epi32(
-      _mm256_madd_epi16(_mm256_add_epi16(s0, s1), _mm256_set1_epi16(1)), LoadV(a + 256));
-  const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
-  return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, da), acc);
+  return _mm256_add_epi16(s0, s1);
 }
 
-// Dot tiles (kernels.h DotTileFn) on Q8_0 activation rows: up to 4 × 4 outputs.
-void TileQ4_0x8(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as, int na,
+// A layout L provides: kStepElems (elements per step), kStepBytes (weight bytes per step),
+// kActBytes (prepared activation bytes per step), PrepAct(activation row, step, dst), W
+// Decode(weight step) and Dot(W, prepared step, acc) → acc. Every path runs exactly L::Dot per
+// (weight row, activation row, step), in step order, and Hsum at the end, so tiles, gemv and GEMM
+// give bit-identical results.
+template <typename L>
+int64_t Steps(int64_t k) {
+  return k / L::kStepElems;
+}
+
+// Dot tiles (kernels.h DotTileFn) on converted activation rows: up to 4 × 4 outputs.
+template <typename L>
+void LayoutTile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as, int na,
                 float* out, size_t os) {
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* ab = static_cast<const uint8_t*>(a);
@@ -156,12 +118,12 @@ void TileQ4_0x8(int64_t k, const void* w, size_t ws, int nw, const void* a, size
   for (auto& row : acc) {
     for (auto& x : row) x = _mm256_setzero_ps();
   }
-  for (int64_t s = 0; s < k / (32 * kX8Blocks); ++s) {
-    alignas(32) uint8_t act[kTileRows][kQ4x8ActBytes];
-    for (int c = 0; c < na; ++c) PrepQ4x8Act(ab + c * as, s, act[c]);
+  for (int64_t s = 0; s < Steps<L>(k); ++s) {
+    alignas(32) uint8_t act[kTileRows][L::kActBytes];
+    for (int c = 0; c < na; ++c) L::PrepAct(ab + c * as, s, act[c]);
     for (int r = 0; r < nw; ++r) {
-      const Q4x8W wd = DecodeQ4x8(wb + r * ws + kQ4x8StepBytes * s);
-      for (int c = 0; c < na; ++c) acc[r][c] = DotQ4x8(wd, act[c], acc[r][c]);
+      const typename L::W wd = L::Decode(wb + r * ws + L::kStepBytes * s);
+      for (int c = 0; c < na; ++c) acc[r][c] = L::Dot(wd, act[c], acc[r][c]);
     }
   }
   for (int r = 0; r < nw; ++r) {
@@ -171,22 +133,26 @@ void TileQ4_0x8(int64_t k, const void* w, size_t ws, int nw, const void* a, size
 
 // Generation: the activation row prepared once per MATMUL and thread (RepackFns::gemv_act), then
 // each weight row read front to back.
-size_t Q4x8ActBytes(int64_t k) { return static_cast<size_t>(k / (32 * kX8Blocks) * kQ4x8ActBytes); }
+template <typename L>
+size_t PreparedBytes(int64_t k) {
+  return static_cast<size_t>(Steps<L>(k) * L::kActBytes);
+}
 
-void PrepareQ4x8Act(int64_t k, const void* a, void* dst) {
-  for (int64_t s = 0; s < k / (32 * kX8Blocks); ++s) {
-    PrepQ4x8Act(static_cast<const uint8_t*>(a), s, static_cast<uint8_t*>(dst) + s * kQ4x8ActBytes);
+template <typename L>
+void Prepare(int64_t k, const void* a, void* dst) {
+  for (int64_t s = 0; s < Steps<L>(k); ++s) {
+    L::PrepAct(static_cast<const uint8_t*>(a), s, static_cast<uint8_t*>(dst) + s * L::kActBytes);
   }
 }
 
-void GemvQ4_0x8(int64_t k, const void* w, size_t ws, int64_t n, const void* a, float* out) {
+template <typename L>
+void LayoutGemv(int64_t k, const void* w, size_t ws, int64_t n, const void* a, float* out) {
   const auto* act = static_cast<const uint8_t*>(a);
-  const int64_t steps = k / (32 * kX8Blocks);
   for (int64_t r = 0; r < n; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(w) + r * ws;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t s = 0; s < steps; ++s) {
-      acc = DotQ4x8(DecodeQ4x8(row + kQ4x8StepBytes * s), act + s * kQ4x8ActBytes, acc);
+    for (int64_t s = 0; s < Steps<L>(k); ++s) {
+      acc = L::Dot(L::Decode(row + L::kStepBytes * s), act + s * L::kActBytes, acc);
     }
     out[r] = Hsum(acc);
   }
@@ -195,36 +161,41 @@ void GemvQ4_0x8(int64_t k, const void* w, size_t ws, int64_t n, const void* a, f
 // Prompt batches (kernels.h GemmFns): a quad is, per step, the 4 rows' prepared activations
 // (missing rows: zeros). The GEMM takes one weight row against one quad at a time: the row's step
 // is decoded once for the 4 activation rows, which come from L1/L2.
-size_t Q4x8QuadBytes(int64_t k) { return 4 * Q4x8ActBytes(k); }
+template <typename L>
+size_t QuadBytes(int64_t k) {
+  return 4 * PreparedBytes<L>(k);
+}
 
-void PackQ4x8Quad(int64_t k, const void* a, size_t a_stride, int na, void* dst) {
+template <typename L>
+void PackQuad(int64_t k, const void* a, size_t a_stride, int na, void* dst) {
   const auto* ab = static_cast<const uint8_t*>(a);
-  for (int64_t s = 0; s < k / (32 * kX8Blocks); ++s) {
+  for (int64_t s = 0; s < Steps<L>(k); ++s) {
     for (int c = 0; c < 4; ++c) {
-      uint8_t* x = static_cast<uint8_t*>(dst) + (4 * s + c) * kQ4x8ActBytes;
+      uint8_t* x = static_cast<uint8_t*>(dst) + (4 * s + c) * L::kActBytes;
       if (c < na) {
-        PrepQ4x8Act(ab + c * a_stride, s, x);
+        L::PrepAct(ab + c * a_stride, s, x);
       } else {
-        std::memset(x, 0, kQ4x8ActBytes);
+        std::memset(x, 0, L::kActBytes);
       }
     }
   }
 }
 
-void GemmQ4_0x8(int64_t k, const void* w, size_t ws, int nw, const void* packed, int na, float* out,
+template <typename L>
+void LayoutGemm(int64_t k, const void* w, size_t ws, int nw, const void* packed, int na, float* out,
                 size_t os) {
-  const int64_t steps = k / (32 * kX8Blocks);
+  const int64_t steps = Steps<L>(k);
   for (int q = 0; 4 * q < na; ++q) {
-    const auto* act = static_cast<const uint8_t*>(packed) + 4 * steps * q * kQ4x8ActBytes;
+    const auto* act = static_cast<const uint8_t*>(packed) + 4 * steps * q * L::kActBytes;
     const int nc = std::min(4, na - 4 * q);
     for (int r = 0; r < nw; ++r) {
       const uint8_t* row = static_cast<const uint8_t*>(w) + r * ws;
       __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                        _mm256_setzero_ps()};
       for (int64_t s = 0; s < steps; ++s) {
-        const Q4x8W wd = DecodeQ4x8(row + kQ4x8StepBytes * s);
+        const typename L::W wd = L::Decode(row + L::kStepBytes * s);
         for (int c = 0; c < 4; ++c) {
-          acc[c] = DotQ4x8(wd, act + (4 * s + c) * kQ4x8ActBytes, acc[c]);
+          acc[c] = L::Dot(wd, act + (4 * s + c) * L::kActBytes, acc[c]);
         }
       }
       for (int c = 0; c < nc; ++c) out[(4 * q + c) * os + r] = Hsum(acc[c]);
@@ -232,13 +203,166 @@ void GemmQ4_0x8(int64_t k, const void* w, size_t ws, int nw, const void* packed,
   }
 }
 
+template <typename L>
+RepackFns LayoutFns(const char* name) {
+  return {name,
+          L::RowBytes,
+          L::Repack,
+          LayoutTile<L>,
+          LayoutGemv<L>,
+          {QuadBytes<L>, PackQuad<L>, LayoutGemm<L>},
+          PreparedBytes<L>,
+          Prepare<L>};
+}
+
+// ---- q4_0x8 ---------------------------------------------------------------------------------
+//
+// Layout (Q4_0x8::Repack): a row of nb = k / 32 blocks, nb a multiple of 8 (RowBytes(k) = 0
+// otherwise: such rows stay in the file's layout), 18 bytes per block as in the file. Group g of
+// blocks 8g .. 8g + 7 at byte 144·g: 4 vectors of 32 bytes, dword l of vector v = block 8g + l's
+// quant bytes 4v .. 4v + 3 (low nibbles: elements 4v .. 4v + 3, high nibbles: 16 + 4v ..
+// 16 + 4v + 3), then the 8 blocks' f16 scales (16 bytes). The prepared activation step: the 8
+// Q8_0 blocks in lane order (TransposeActivation), then −8·Σa per block (i32 lanes) at 256 and
+// the blocks' scales (f32 lanes) at 288.
+struct Q4_0x8 {
+  static constexpr int64_t kStepElems = 256;
+  static constexpr int64_t kStepBytes = 144;
+  static constexpr int64_t kActBytes = 320;
+
+  static size_t RowBytes(int64_t k) {
+    return k % kStepElems == 0 ? static_cast<size_t>(k / 32 * 18) : 0;
+  }
+  static void Repack(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto* b =
+          reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(src) + r * src_stride);
+      uint8_t* row = static_cast<uint8_t*>(dst) + r * RowBytes(k);
+      for (int64_t g = 0; g < Steps<Q4_0x8>(k); ++g) {
+        uint8_t* group = row + kStepBytes * g;
+        for (int l = 0; l < 8; ++l) {
+          const BlockQ4_0& blk = b[8 * g + l];
+          for (int v = 0; v < 4; ++v) std::memcpy(group + 32 * v + 4 * l, blk.qs + 4 * v, 4);
+          std::memcpy(group + 128 + 2 * l, &blk.d, 2);
+        }
+      }
+    }
+  }
+  static void PrepAct(const uint8_t* row, int64_t s, uint8_t* dst) {
+    const auto* a = reinterpret_cast<const BlockQ8_0*>(row) + 8 * s;
+    const uint8_t* blocks[8];
+    for (int l = 0; l < 8; ++l) blocks[l] = reinterpret_cast<const uint8_t*>(a[l].qs);
+    const __m256i sum = TransposeActivation(blocks, dst);
+    StoreV(dst + 256, _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum, 3)));
+    const __m256 d = _mm256_cvtph_ps(_mm_setr_epi16(
+        static_cast<int16_t>(a[0].d), static_cast<int16_t>(a[1].d), static_cast<int16_t>(a[2].d),
+        static_cast<int16_t>(a[3].d), static_cast<int16_t>(a[4].d), static_cast<int16_t>(a[5].d),
+        static_cast<int16_t>(a[6].d), static_cast<int16_t>(a[7].d)));
+    _mm256_storeu_ps(reinterpret_cast<float*>(dst + 288), d);
+  }
+  struct W {
+    __m256i lo[4], hi[4];  // unsigned nibbles q + 8
+    __m256 d;
+  };
+  static W Decode(const uint8_t* step) {
+    W w;
+    DecodeNibbles(step, w.lo, w.hi);
+    w.d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 128)));
+    return w;
+  }
+  // acc + Σ_l (block l's exact integer sum) · d_w · d_a.
+  static __m256 Dot(const W& w, const uint8_t* a, __m256 acc) {
+    const __m256i s = _mm256_add_epi32(
+        _mm256_madd_epi16(NibbleSums16(w.lo, w.hi, a), _mm256_set1_epi16(1)), LoadV(a + 256));
+    const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, da), acc);
+  }
+};
+
+// ---- q4_Kx8 ---------------------------------------------------------------------------------
+//
+// Layout (Q4_Kx8::Repack): per super-block of 256, 148 bytes (the file's 144 + 4): 4 vectors of
+// 32 bytes where dword j of vector v holds sub-block j's elements 4v .. 4v + 3 in the low nibbles
+// and 16 + 4v .. 16 + 4v + 3 in the high nibbles (the file pairs sub-blocks 2p and 2p + 1 in a
+// byte instead), then the 8 sub-blocks' 6-bit scales and the 8 mins as bytes (unpacked from the
+// file's 12 bytes at load, so a step needs no scalar unpacking), then d and dmin (f16). The
+// prepared activation step: the Q8_K super-block's 8 sub-blocks in lane order, its 16 bsums at
+// 256, its scale in all 8 f32 lanes at 288.
+// A step: 8 vpmaddubsw summed in i16, one vpmaddwd by the scales (lane j: sc_j · Σ sub-block j),
+// one vpmaddwd of the mins by the bsums, two conversions and two FMAs. The file layout's tile
+// unpacks the scales in scalar code and spends 8 broadcasts, 8 vpmaddwd and 8 adds per
+// super-block.
+struct Q4_Kx8 {
+  static constexpr int64_t kStepElems = 256;
+  static constexpr int64_t kStepBytes = 148;
+  static constexpr int64_t kActBytes = 320;
+
+  static size_t RowBytes(int64_t k) { return static_cast<size_t>(k / kStepElems * kStepBytes); }
+  static void Repack(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto* b =
+          reinterpret_cast<const BlockQ4_K*>(static_cast<const uint8_t*>(src) + r * src_stride);
+      uint8_t* row = static_cast<uint8_t*>(dst) + r * RowBytes(k);
+      for (int64_t i = 0; i < Steps<Q4_Kx8>(k); ++i) {
+        const BlockQ4_K& blk = b[i];
+        uint8_t* step = row + kStepBytes * i;
+        for (int j = 0; j < 8; ++j) {
+          // Element e of sub-block j: nibble (j % 2) of qs[32·(j / 2) + e].
+          auto q = [&](int e) { return (blk.qs[32 * (j / 2) + e] >> (4 * (j % 2))) & 0x0f; };
+          for (int v = 0; v < 4; ++v) {
+            for (int i4 = 0; i4 < 4; ++i4) {
+              step[32 * v + 4 * j + i4] =
+                  static_cast<uint8_t>(q(4 * v + i4) | (q(16 + 4 * v + i4) << 4));
+            }
+          }
+          int sc, mn;
+          UnpackScaleMinK4(blk.scales, j, &sc, &mn);
+          step[128 + j] = static_cast<uint8_t>(sc);
+          step[136 + j] = static_cast<uint8_t>(mn);
+        }
+        std::memcpy(step + 144, &blk.d, 2);
+        std::memcpy(step + 146, &blk.dmin, 2);
+      }
+    }
+  }
+  static void PrepAct(const uint8_t* row, int64_t s, uint8_t* dst) {
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(row) + s;
+    const uint8_t* blocks[8];
+    for (int l = 0; l < 8; ++l) blocks[l] = reinterpret_cast<const uint8_t*>(a->qs + 32 * l);
+    TransposeActivation(blocks, dst);
+    std::memcpy(dst + 256, a->bsums, 32);
+    _mm256_storeu_ps(reinterpret_cast<float*>(dst + 288), _mm256_set1_ps(a->d));
+  }
+  struct W {
+    __m256i lo[4], hi[4];
+    __m256i scales, mins;  // i16 lanes 2j, 2j + 1: sub-block j's scale / min
+    __m256 d, dmin;
+  };
+  static W Decode(const uint8_t* step) {
+    W w;
+    DecodeNibbles(step, w.lo, w.hi);
+    const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 128));
+    w.scales = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm));
+    w.mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(LoadUnaligned<int32_t>(step + 144)));
+    w.d = _mm256_broadcastss_ps(dd);
+    w.dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
+    return w;
+  }
+  // acc + d_a · (d · Σ_j sc_j · Σ sub-block j − dmin · Σ_j m_j · Σ sub-block j's activation).
+  static __m256 Dot(const W& w, const uint8_t* a, __m256 acc) {
+    const __m256i s = _mm256_madd_epi16(NibbleSums16(w.lo, w.hi, a), w.scales);
+    const __m256i m = _mm256_madd_epi16(w.mins, LoadV(a + 256));
+    const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, da), acc);
+    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(w.dmin, da), acc);
+  }
+};
+
 }  // namespace
 
 void AddAvx2RepackedKernels(Kernels* k) {
-  k->repacked[static_cast<size_t>(DType::Q4_0)] = {
-      "q4_0x8",     Q4_0x8RowBytes, RepackQ4_0x8,
-      TileQ4_0x8,   GemvQ4_0x8,     {Q4x8QuadBytes, PackQ4x8Quad, GemmQ4_0x8},
-      Q4x8ActBytes, PrepareQ4x8Act};
+  k->repacked[static_cast<size_t>(DType::Q4_0)] = LayoutFns<Q4_0x8>("q4_0x8");
+  k->repacked[static_cast<size_t>(DType::Q4_K)] = LayoutFns<Q4_Kx8>("q4_Kx8");
 }
 
 }  // namespace dizuo::cpu

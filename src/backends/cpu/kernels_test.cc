@@ -358,17 +358,17 @@ TEST(CpuKernels, RepackedWeightsMatchReferenceOnEveryPath) {
         const int64_t n = len > 4096 ? 9 : 37, m = len > 4096 ? 2 : 9;
         const DotCase c = MakeCase(*k, type, len, n, m, 23);
         ASSERT_GE(stride, c.w_stride);
-        // Filled with 0xAB first: the repack must write every byte of each row, padding included.
-        std::vector<uint8_t> w(stride * static_cast<size_t>(n) + 64, 0xAB);
+        // The repack must write every byte of each row, padding included, and nothing past them:
+        // into buffers filled with two different bytes first, it must give the same rows.
+        const size_t rows_bytes = stride * static_cast<size_t>(n);
+        std::vector<uint8_t> w(rows_bytes + 64, 0xAB), w2(rows_bytes + 64, 0x54);
         f.repack(len, c.w.data(), c.w_stride, n, w.data());
+        f.repack(len, c.w.data(), c.w_stride, n, w2.data());
         EXPECT_EQ(w.back(), 0xAB) << "repack wrote past its rows";
-        for (size_t i = 0; i < stride * static_cast<size_t>(n); ++i) {
-          if (w[i] == 0xAB) {
-            bool padding = i % stride >= c.w_stride;
-            if (padding) {
-              ADD_FAILURE() << f.name << " k=" << len << ": padding byte " << i << " not written";
-              break;
-            }
+        for (size_t i = 0; i < rows_bytes; ++i) {
+          if (w[i] != w2[i]) {
+            ADD_FAILURE() << f.name << " k=" << len << ": byte " << i << " not written";
+            break;
           }
         }
         const std::string what = std::string(f.name) + " (" + k->isa + ") k=" + std::to_string(len);
