@@ -57,14 +57,13 @@ inline void TransposeBlocks(const uint8_t* const x[8], __m256i out[4]) {
   out[3] = _mm256_unpackhi_epi64(t1, t3);
 }
 
-// The 8 blocks of 32 int8 at block[0..7] in lane order, stored at dst (256 bytes): at 32·v, lane l
-// holds block l's elements 4v .. 4v + 3; at 128 + 32·v, its elements 16 + 4v .. 16 + 4v + 3.
-// Returns Σ of each block's 32 elements (i32 lane l).
-inline __m256i TransposeActivation(const uint8_t* const block[8], uint8_t* dst) {
-  const uint8_t* hi[8];
-  for (int l = 0; l < 8; ++l) hi[l] = block[l] + 16;
+// 8 lanes of 32 int8 in lane order, stored at dst (256 bytes): at 32·v, lane l holds lo[l]'s bytes
+// 4v .. 4v + 3; at 128 + 32·v, hi[l]'s bytes 4v .. 4v + 3 (v < 4). Returns the sum of each lane's
+// 32 bytes (i32 lane l).
+inline __m256i TransposeActivation(const uint8_t* const lo[8], const uint8_t* const hi[8],
+                                   uint8_t* dst) {
   __m256i q[8];
-  TransposeBlocks(block, q);
+  TransposeBlocks(lo, q);
   TransposeBlocks(hi, q + 4);
   const __m256i ones = _mm256_set1_epi8(1);
   __m256i sum16 = _mm256_setzero_si256();  // |Σ| ≤ 8 · 2 · 128 per i16 lane
@@ -73,6 +72,13 @@ inline __m256i TransposeActivation(const uint8_t* const block[8], uint8_t* dst) 
     sum16 = _mm256_add_epi16(sum16, _mm256_maddubs_epi16(ones, q[v]));
   }
   return _mm256_madd_epi16(sum16, _mm256_set1_epi16(1));
+}
+
+// The same for 8 blocks of 32 (lo = the blocks' first 16 bytes, hi = their last 16).
+inline __m256i TransposeBlocks32(const uint8_t* const block[8], uint8_t* dst) {
+  const uint8_t* hi[8];
+  for (int l = 0; l < 8; ++l) hi[l] = block[l] + 16;
+  return TransposeActivation(block, hi, dst);
 }
 
 // Unsigned nibbles of 4 vectors at p: lo[v] = low nibbles of vector v, hi[v] = high nibbles.
@@ -251,7 +257,7 @@ struct Q4_0x8 {
     const auto* a = reinterpret_cast<const BlockQ8_0*>(row) + 8 * s;
     const uint8_t* blocks[8];
     for (int l = 0; l < 8; ++l) blocks[l] = reinterpret_cast<const uint8_t*>(a[l].qs);
-    const __m256i sum = TransposeActivation(blocks, dst);
+    const __m256i sum = TransposeBlocks32(blocks, dst);
     StoreV(dst + 256, _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum, 3)));
     const __m256 d = _mm256_cvtph_ps(_mm_setr_epi16(
         static_cast<int16_t>(a[0].d), static_cast<int16_t>(a[1].d), static_cast<int16_t>(a[2].d),
@@ -328,7 +334,7 @@ struct Q4_Kx8 {
     const auto* a = reinterpret_cast<const BlockQ8_K*>(row) + s;
     const uint8_t* blocks[8];
     for (int l = 0; l < 8; ++l) blocks[l] = reinterpret_cast<const uint8_t*>(a->qs + 32 * l);
-    TransposeActivation(blocks, dst);
+    TransposeBlocks32(blocks, dst);
     std::memcpy(dst + 256, a->bsums, 32);
     _mm256_storeu_ps(reinterpret_cast<float*>(dst + 288), _mm256_set1_ps(a->d));
   }
@@ -358,11 +364,128 @@ struct Q4_Kx8 {
   }
 };
 
+// ---- q6_Kx8 ---------------------------------------------------------------------------------
+//
+// Layout (Q6_Kx8::Repack): per super-block of 256, 210 bytes as in the file. Decoded vector D_v
+// (v < 8) holds, in byte i of dword lane j, element 4·(v % 4) + i of sub-block j + 8·(v / 4)
+// (16 sub-blocks of 16). Stored: 4 vectors of nibbles (vector t's low nibbles are D_t's low 4 bits,
+// its high nibbles D_{t+4}'s), 2 vectors of high bits (bits 2m, 2m + 1 of vector u's bytes are
+// D_{4u+m}'s bits 4-5), the 16 int8 scales, d (f16). The prepared activation step: the Q8_K
+// super-block's 16 sub-blocks in the same order, its 16 bsums at 256, its scale in all 8 f32 lanes
+// at 288. A step: 8 vpmaddubsw of q + 32 (≤ 63, so two may be summed in i16), 4 vpmaddwd by the
+// scales, one vpmaddwd of the scales by the bsums for the −32·Σ sc·Σa term, one conversion and one
+// FMA; the file layout's tile spends 8 vpmaddwd and 8 scale broadcasts.
+struct Q6_Kx8 {
+  static constexpr int64_t kStepElems = 256;
+  static constexpr int64_t kStepBytes = 210;
+  static constexpr int64_t kActBytes = 320;
+
+  static size_t RowBytes(int64_t k) { return static_cast<size_t>(k / kStepElems * kStepBytes); }
+  static void Repack(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto* b =
+          reinterpret_cast<const BlockQ6_K*>(static_cast<const uint8_t*>(src) + r * src_stride);
+      uint8_t* row = static_cast<uint8_t*>(dst) + r * RowBytes(k);
+      for (int64_t i = 0; i < Steps<Q6_Kx8>(k); ++i) {
+        const BlockQ6_K& blk = b[i];
+        // Element e (0..255) as q + 32 in 0..63: element 128h + 32c + l has low nibble c / 2 of
+        // ql[64h + 32(c % 2) + l] and high bits 2c..2c+1 of qh[32h + l].
+        auto q = [&](int e) {
+          const int h = e / 128, c = (e % 128) / 32, l = e % 32;
+          const int low = (blk.ql[64 * h + 32 * (c % 2) + l] >> (4 * (c / 2))) & 0x0f;
+          const int high = (blk.qh[32 * h + l] >> (2 * c)) & 0x03;
+          return low | (high << 4);
+        };
+        uint8_t* step = row + kStepBytes * i;
+        uint8_t d[8][32];  // the decoded vectors D_v
+        for (int v = 0; v < 8; ++v) {
+          for (int j = 0; j < 8; ++j) {
+            for (int b4 = 0; b4 < 4; ++b4)
+              d[v][4 * j + b4] = static_cast<uint8_t>(q(16 * (j + 8 * (v / 4)) + 4 * (v % 4) + b4));
+          }
+        }
+        for (int t = 0; t < 4; ++t) {
+          for (int x = 0; x < 32; ++x) {
+            step[32 * t + x] = static_cast<uint8_t>((d[t][x] & 0x0f) | ((d[t + 4][x] & 0x0f) << 4));
+          }
+        }
+        for (int u = 0; u < 2; ++u) {
+          for (int x = 0; x < 32; ++x) {
+            int bits = 0;
+            for (int m = 0; m < 4; ++m) bits |= (d[4 * u + m][x] >> 4) << (2 * m);
+            step[128 + 32 * u + x] = static_cast<uint8_t>(bits);
+          }
+        }
+        std::memcpy(step + 192, blk.scales, 16);
+        std::memcpy(step + 208, &blk.d, 2);
+      }
+    }
+  }
+  static void PrepAct(const uint8_t* row, int64_t s, uint8_t* dst) {
+    const auto* a = reinterpret_cast<const BlockQ8_K*>(row) + s;
+    const uint8_t* lo[8];
+    const uint8_t* hi[8];
+    for (int l = 0; l < 8; ++l) {
+      lo[l] = reinterpret_cast<const uint8_t*>(a->qs + 16 * l);
+      hi[l] = reinterpret_cast<const uint8_t*>(a->qs + 128 + 16 * l);
+    }
+    TransposeActivation(lo, hi, dst);
+    std::memcpy(dst + 256, a->bsums, 32);
+    _mm256_storeu_ps(reinterpret_cast<float*>(dst + 288), _mm256_set1_ps(a->d));
+  }
+  struct W {
+    __m256i q[8];          // D_v
+    __m256i sc_lo, sc_hi;  // i16 lanes 2j, 2j + 1: scale j / scale 8 + j
+    __m256i scales;        // the 16 scales as i16 (pair with the bsums)
+    __m256 d;
+  };
+  static W Decode(const uint8_t* step) {
+    W w;
+    __m256i lo[4], hi[4];
+    DecodeNibbles(step, lo, hi);
+    const __m256i three = _mm256_set1_epi8(0x30);
+    for (int u = 0; u < 2; ++u) {
+      const __m256i h = LoadV(step + 128 + 32 * u);
+      // Bits 2m, 2m + 1 → bits 4-5 of each byte.
+      const __m256i hb[4] = {_mm256_and_si256(_mm256_slli_epi16(h, 4), three),
+                             _mm256_and_si256(_mm256_slli_epi16(h, 2), three),
+                             _mm256_and_si256(h, three),
+                             _mm256_and_si256(_mm256_srli_epi16(h, 2), three)};
+      for (int m = 0; m < 4; ++m) {
+        const int v = 4 * u + m;
+        w.q[v] = _mm256_or_si256(v < 4 ? lo[v] : hi[v - 4], hb[m]);
+      }
+    }
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 192));
+    w.sc_lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc, sc));
+    w.sc_hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(sc, sc));
+    w.scales = _mm256_cvtepi8_epi16(sc);
+    w.d = _mm256_set1_ps(_cvtsh_ss(LoadUnaligned<uint16_t>(step + 208)));
+    return w;
+  }
+  // acc + d · d_a · (Σ_j sc_j · Σ (q + 32)·a over sub-block j − 32 · Σ_j sc_j · Σa over j).
+  static __m256 Dot(const W& w, const uint8_t* a, __m256 acc) {
+    __m256i t[4];
+    for (int p = 0; p < 4; ++p) {
+      t[p] = _mm256_add_epi16(_mm256_maddubs_epi16(w.q[2 * p], LoadV(a + 64 * p)),
+                              _mm256_maddubs_epi16(w.q[2 * p + 1], LoadV(a + 64 * p + 32)));
+    }
+    const __m256i s = _mm256_add_epi32(
+        _mm256_add_epi32(_mm256_madd_epi16(t[0], w.sc_lo), _mm256_madd_epi16(t[1], w.sc_lo)),
+        _mm256_add_epi32(_mm256_madd_epi16(t[2], w.sc_hi), _mm256_madd_epi16(t[3], w.sc_hi)));
+    const __m256i m = _mm256_madd_epi16(w.scales, LoadV(a + 256));
+    const __m256i total = _mm256_sub_epi32(s, _mm256_slli_epi32(m, 5));
+    const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(total), _mm256_mul_ps(w.d, da), acc);
+  }
+};
+
 }  // namespace
 
 void AddAvx2RepackedKernels(Kernels* k) {
   k->repacked[static_cast<size_t>(DType::Q4_0)] = LayoutFns<Q4_0x8>("q4_0x8");
   k->repacked[static_cast<size_t>(DType::Q4_K)] = LayoutFns<Q4_Kx8>("q4_Kx8");
+  k->repacked[static_cast<size_t>(DType::Q6_K)] = LayoutFns<Q6_Kx8>("q6_Kx8");
 }
 
 }  // namespace dizuo::cpu
