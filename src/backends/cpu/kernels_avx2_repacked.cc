@@ -284,6 +284,84 @@ struct Q4_0x8 {
   }
 };
 
+// ---- q8_0x8 ---------------------------------------------------------------------------------
+//
+// Layout (Q8_0x8::Repack): a row of nb = k / 32 blocks, nb a multiple of 8 (else RowBytes(k) = 0),
+// 34 bytes per block as in the file. Group g of blocks 8g .. 8g + 7 at byte 272·g: 8 vectors of
+// 32 bytes, dword l of vector v = block 8g + l's bytes 4v .. 4v + 3 (v < 4) and 16 + 4(v − 4) ..
+// (v ≥ 4), as TransposeBlocks32 orders the activation, then the 8 f16 scales. The prepared
+// activation step: the 8 Q8_0 blocks in lane order, their scales (f32 lanes) at 256.
+// A step: per vector the sign fix-up (|w| · sign(a, w), as the file layout's tile), vpmaddubsw and
+// vpmaddwd, then one conversion and one FMA for 8 blocks; the file layout's tile converts, scales
+// and adds per block.
+struct Q8_0x8 {
+  static constexpr int64_t kStepElems = 256;
+  static constexpr int64_t kStepBytes = 272;
+  static constexpr int64_t kActBytes = 288;
+
+  static size_t RowBytes(int64_t k) {
+    return k % kStepElems == 0 ? static_cast<size_t>(k / 32 * 34) : 0;
+  }
+  static void Repack(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto* b =
+          reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(src) + r * src_stride);
+      uint8_t* row = static_cast<uint8_t*>(dst) + r * RowBytes(k);
+      for (int64_t g = 0; g < Steps<Q8_0x8>(k); ++g) {
+        uint8_t* group = row + kStepBytes * g;
+        for (int l = 0; l < 8; ++l) {
+          const BlockQ8_0& blk = b[8 * g + l];
+          for (int v = 0; v < 8; ++v) {
+            const int from = v < 4 ? 4 * v : 16 + 4 * (v - 4);
+            std::memcpy(group + 32 * v + 4 * l, blk.qs + from, 4);
+          }
+          std::memcpy(group + 256 + 2 * l, &blk.d, 2);
+        }
+      }
+    }
+  }
+  static void PrepAct(const uint8_t* row, int64_t s, uint8_t* dst) {
+    const auto* a = reinterpret_cast<const BlockQ8_0*>(row) + 8 * s;
+    const uint8_t* blocks[8];
+    for (int l = 0; l < 8; ++l) blocks[l] = reinterpret_cast<const uint8_t*>(a[l].qs);
+    TransposeBlocks32(blocks, dst);
+    const __m256 d = _mm256_cvtph_ps(_mm_setr_epi16(
+        static_cast<int16_t>(a[0].d), static_cast<int16_t>(a[1].d), static_cast<int16_t>(a[2].d),
+        static_cast<int16_t>(a[3].d), static_cast<int16_t>(a[4].d), static_cast<int16_t>(a[5].d),
+        static_cast<int16_t>(a[6].d), static_cast<int16_t>(a[7].d)));
+    _mm256_storeu_ps(reinterpret_cast<float*>(dst + 256), d);
+  }
+  struct W {
+    __m256i q[8], abs[8];  // the signed quants and their magnitudes
+    __m256 d;
+  };
+  static W Decode(const uint8_t* step) {
+    W w;
+    for (int v = 0; v < 8; ++v) {
+      w.q[v] = LoadV(step + 32 * v);
+      w.abs[v] = _mm256_sign_epi8(w.q[v], w.q[v]);
+    }
+    w.d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 256)));
+    return w;
+  }
+  // acc + Σ_l (block l's exact integer sum) · d_w · d_a.
+  static __m256 Dot(const W& w, const uint8_t* a, __m256 acc) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i s0 = _mm256_setzero_si256(), s1 = _mm256_setzero_si256();
+    for (int v = 0; v < 8; v += 2) {
+      const __m256i p0 =
+          _mm256_maddubs_epi16(w.abs[v], _mm256_sign_epi8(LoadV(a + 32 * v), w.q[v]));
+      const __m256i p1 =
+          _mm256_maddubs_epi16(w.abs[v + 1], _mm256_sign_epi8(LoadV(a + 32 * v + 32), w.q[v + 1]));
+      s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p0, ones));
+      s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p1, ones));
+    }
+    const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 256));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), _mm256_mul_ps(w.d, da),
+                           acc);
+  }
+};
+
 // ---- q4_Kx8 ---------------------------------------------------------------------------------
 //
 // Layout (Q4_Kx8::Repack): per super-block of 256, 148 bytes (the file's 144 + 4): 4 vectors of
@@ -484,6 +562,7 @@ struct Q6_Kx8 {
 
 void AddAvx2RepackedKernels(Kernels* k) {
   k->repacked[static_cast<size_t>(DType::Q4_0)] = LayoutFns<Q4_0x8>("q4_0x8");
+  k->repacked[static_cast<size_t>(DType::Q8_0)] = LayoutFns<Q8_0x8>("q8_0x8");
   k->repacked[static_cast<size_t>(DType::Q4_K)] = LayoutFns<Q4_Kx8>("q4_Kx8");
   k->repacked[static_cast<size_t>(DType::Q6_K)] = LayoutFns<Q6_Kx8>("q6_Kx8");
 }
