@@ -355,6 +355,9 @@ constexpr int kF16GemmMinRows = 16;
 // Installs the f16-weight entries into the AVX-512 table (called by MakeAvx512()).
 void AddAvx512F16Kernels(Kernels* k) {
   k->dot[static_cast<size_t>(DType::F16)] = DotF16;
+  // Generation runs DotF16 (it reads rows in turn itself); the AVX2 table's gemv, copied with the
+  // rest of that table, would not give its results bit for bit.
+  k->gemv[static_cast<size_t>(DType::F16)] = nullptr;
   k->gemm[static_cast<size_t>(DType::F16)] = {
       F16PackBytes,       F16Pack,        F16Gemm,        kF16GemmRows,
       F16WeightPackBytes, F16PackWeights, kF16GemmMinRows};
