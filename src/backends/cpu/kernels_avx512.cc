@@ -1987,54 +1987,6 @@ void AttentionF16(const AttentionRows& t) {
   }
 }
 
-// Generation on q8_0 weights where 512-bit instructions run on 256-bit units (AMD Zen 4): the
-// AVX2 table's dot tile's operations (256-bit sign / maddubs / madd, one FMA chain, the same
-// horizontal sum), so the result equals dot[Q8_0] with one activation row bit for bit, but as one
-// loop over the rows. Measured on a 2-core EPYC Zen 4, llama 1b q8_0 tg32, 1 thread, alternated:
-// 12.1 / 13.3 tokens/s with the AVX-512 tile against 17.8 / 21.6 with the AVX2 one (the AVX-512
-// tile's decode work makes it compute-bound there, at 14 GB/s); 125m q8_0 tg64 126 vs 154. Every
-// other type measured faster with its AVX-512 tile on the same machine (125m tg64: q4_0 220 vs
-// 124, q4_K_M 174 vs 136, f16 97 vs 39).
-// The AVX2 tile called once per row (three calls and a switch per row, an f16 conversion of the
-// activation scale per block) gave way to this loop, with the activation scales converted once
-// per call and a prefetch kPrefetchBytes ahead: cpu_kernels_bench q8_0 M = 1, 1 thread, medians of
-// 7 repetitions, 3 alternated rounds (ms): 768 × 3072 0.147 / 0.127 / 0.137 → 0.113 / 0.098 /
-// 0.088, 2048 × 2048 0.236 / 0.227 / 0.224 → 0.194 / 0.169 / 0.159. tg32 on the same machine
-// (paired ratios over alternated rounds, medians): 125m 1 thread 1.10×; 1b 1 thread 1.01× and
-// 1.07× (two sets of rounds), 2 threads 1.06×. 1b 1 thread against the 4 KB prefetch: 8 KB ahead
-// 0.96×, 16 KB 0.86×, none 0.95×.
-constexpr int64_t kQ8GemvMaxBlocks = 512;
-
-void GemvQ8_0(int64_t k, const void* w, size_t ws, int64_t n, const void* a, float* out) {
-  const int64_t nb = k / 32;
-  if (nb > kQ8GemvMaxBlocks) {  // rows longer than the scale buffer: the tile, row by row
-    const DotTileFn dot = Avx2Kernels().dot[static_cast<size_t>(DType::Q8_0)];
-    const auto* wb = static_cast<const uint8_t*>(w);
-    for (int64_t r = 0; r < n; ++r) dot(k, wb + r * ws, ws, 1, a, 0, 1, out + r, 1);
-    return;
-  }
-  const auto* ab = static_cast<const BlockQ8_0*>(a);
-  float ad[kQ8GemvMaxBlocks];
-  for (int64_t b = 0; b < nb; ++b) ad[b] = avx2::HalfToFloat(ab[b].d);
-  const auto* wbase = static_cast<const uint8_t*>(w);
-  for (int64_t r = 0; r < n; ++r) {
-    const auto* wr = reinterpret_cast<const BlockQ8_0*>(wbase + r * ws);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t b = 0; b < nb; ++b) {
-      // Blocks are 34 bytes: one prefetch per two blocks covers every line.
-      if (b % 2 == 0) {
-        _mm_prefetch(reinterpret_cast<const char*>(wr + b) + kPrefetchBytes, _MM_HINT_T0);
-      }
-      // As the AVX2 tile's KernelQ8_0::Block, with the activation's scale converted up front.
-      const __m256 d = _mm256_set1_ps(avx2::HalfToFloat(wr[b].d) * ad[b]);
-      const __m256i p = avx2::DotI8(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[b].qs)),
-                                    _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ab[b].qs)));
-      acc = _mm256_fmadd_ps(d, _mm256_cvtepi32_ps(p), acc);
-    }
-    out[r] = avx2::Hsum(acc);
-  }
-}
-
 Kernels MakeAvx512() {
   Kernels k = Avx2Kernels();
   k.isa = "avx512";
@@ -2045,9 +1997,15 @@ Kernels MakeAvx512() {
   k.gemv[slot(DType::Q4_0)] = Gemv<KernelQ4_0>;
   k.dot[slot(DType::Q5_0)] = Tile<KernelQ5_0>;
   if (HostCpu().avx512_on_256bit_units) {
-    k.gemv[slot(DType::Q8_0)] = GemvQ8_0;  // dot[Q8_0] stays the AVX2 tile
+    // dot[Q8_0] and gemv[Q8_0] stay the AVX2 table's (see GemvQ8_0 in kernels_avx2.cc): measured
+    // on a 2-core EPYC Zen 4, llama 1b q8_0 tg32, 1 thread, alternated: 12.1 / 13.3 tokens/s with
+    // the AVX-512 tile against 17.8 / 21.6 with the AVX2 one (the AVX-512 tile's decode work makes
+    // it compute-bound there, at 14 GB/s); 125m q8_0 tg64 126 vs 154. Every other type measured
+    // faster with its AVX-512 tile on the same machine (125m tg64: q4_0 220 vs 124, q4_K_M 174 vs
+    // 136, f16 97 vs 39).
   } else {
     k.dot[slot(DType::Q8_0)] = Tile<KernelQ8_0>;
+    k.gemv[slot(DType::Q8_0)] = nullptr;  // the AVX2 gemv would not match the AVX-512 tile
   }
   k.dot[slot(DType::Q4_K)] = Tile<KernelQ45_K<BlockQ4_K, false>>;
   k.gemv[slot(DType::Q4_K)] = Gemv<KernelQ45_K<BlockQ4_K, false>>;
