@@ -2,12 +2,13 @@
 // RepackFns). Compiled with the AVX2 flags of kernels_avx2.cc; MakeAvx2() installs them with
 // AddAvx2RepackedKernels(). Helpers live in an anonymous namespace (see kernels_avx512.cc).
 //
-// Both layouts keep a row's bytes in order and give each 32-bit lane of a vector one 32-element
-// block (q4_0x8: 8 Q4_0 blocks per step; q4_Kx8: the 8 sub-blocks of a Q4_K super-block), so a
-// step sums its blocks' unsigned nibbles against the activation in i16 (8 vpmaddubsw, exact:
-// 8 · 2 · 15 · 128 < 2^15), scales all 8 lanes at once and ends in one or two FMAs. The
-// activation is transposed into the same lane order once per MATMUL (generation) or per quad of
-// rows (prompt GEMM).
+// The layouts keep a row's bytes in order and give each 32-bit lane of a vector one 32-element
+// block (q4_0x8, q5_0x8, q8_0x8: 8 blocks per step; q4_Kx8: the 8 sub-blocks of a Q4_K
+// super-block; q6_Kx8: pairs of Q6_K's 16-element sub-blocks), so a step sums its blocks against
+// the activation with vpmaddubsw (4-bit quants: in i16, exact: 8 · 2 · 15 · 128 < 2^15), scales all
+// 8 lanes at once and ends in one or two FMAs. The activation is transposed into the same lane
+// order once per MATMUL (generation) or per quad of rows (prompt GEMM). All are the file's size
+// but q4_Kx8 (+4 bytes per 144, its scales and mins unpacked).
 //
 // q4_0x8: Q4_0 rows in groups of 8 blocks, one 32-bit lane per block. The file's layout (the AVX2
 // tile, KernelQ4_0) spends per 32-block two f16 conversions, a broadcast, a nibble unpack with a
@@ -81,14 +82,49 @@ inline __m256i TransposeBlocks32(const uint8_t* const block[8], uint8_t* dst) {
   return TransposeActivation(block, hi, dst);
 }
 
-// Unsigned nibbles of 4 vectors at p: lo[v] = low nibbles of vector v, hi[v] = high nibbles.
-inline void DecodeNibbles(const uint8_t* p, __m256i lo[4], __m256i hi[4]) {
+// Legacy (32-block) layouts keep a row's last, partial group of t < 8 blocks as vectors of 4·t
+// bytes (lanes t .. 7 read as zeros), so rows of any whole number of blocks take the layout.
+inline __m256i LoadLanes(const uint8_t* p, int t) {
+  if (t == 8) return LoadV(p);
+  const __m256i mask =
+      _mm256_cmpgt_epi32(_mm256_set1_epi32(t), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), mask);
+}
+
+// t f16 scales at p → f32 lanes (lanes t .. 7: 0).
+inline __m256 LoadScales(const uint8_t* p, int t) {
+  if (t == 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  uint16_t h[8] = {};
+  std::memcpy(h, p, 2 * static_cast<size_t>(t));
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)));
+}
+
+// Unsigned nibbles of 4 vectors of 4·t bytes at p: lo[v] = low nibbles of vector v, hi[v] = high.
+inline void DecodeNibbles(const uint8_t* p, int t, __m256i lo[4], __m256i hi[4]) {
   const __m256i mask = _mm256_set1_epi8(0x0f);
   for (int v = 0; v < 4; ++v) {
-    const __m256i raw = LoadV(p + 32 * v);
+    const __m256i raw = LoadLanes(p + 4 * t * v, t);
     lo[v] = _mm256_and_si256(raw, mask);
     hi[v] = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
   }
+}
+
+// The blocks of step s of a Q8_0 activation row of k elements: 8, or fewer in the last step; the
+// missing ones read as this all-zero block.
+const BlockQ8_0 kZeroQ8Block{};
+
+inline void StepBlocks(const uint8_t* row, int64_t s, int t, const uint8_t* blocks[8],
+                       uint16_t d[8]) {
+  const auto* a = reinterpret_cast<const BlockQ8_0*>(row) + 8 * s;
+  for (int l = 0; l < 8; ++l) {
+    const BlockQ8_0& b = l < t ? a[l] : kZeroQ8Block;
+    blocks[l] = reinterpret_cast<const uint8_t*>(b.qs);
+    d[l] = b.d;
+  }
+}
+
+inline __m256 Halves(const uint16_t d[8]) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(d)));
 }
 
 // Σ over the 8 vectors of vpmaddubsw(nibbles, activation) in i16 (lane pairs 2l, 2l + 1: block l).
@@ -102,14 +138,20 @@ inline __m256i NibbleSums16(const __m256i lo[4], const __m256i hi[4], const uint
   return _mm256_add_epi16(s0, s1);
 }
 
-// A layout L provides: kStepElems (elements per step), kStepBytes (weight bytes per step),
-// kActBytes (prepared activation bytes per step), PrepAct(activation row, step, dst), W
-// Decode(weight step) and Dot(W, prepared step, acc) → acc. Every path runs exactly L::Dot per
-// (weight row, activation row, step), in step order, and Hsum at the end, so tiles, gemv and GEMM
-// give bit-identical results.
+// A layout L provides: kStepElems (elements per step), kStepBytes (weight bytes per full step),
+// kActBytes (prepared activation bytes per step), PrepAct(activation row, step, t, dst), W
+// Decode(weight step, t) and Dot(W, prepared step, acc) → acc, where t is the number of 32-element
+// blocks in the step over 8 (8 but in a legacy layout's last step; K-quant layouts ignore it).
+// Every path runs exactly L::Dot per (weight row, activation row, step), in step order, and Hsum
+// at the end, so tiles, gemv and GEMM give bit-identical results.
 template <typename L>
 int64_t Steps(int64_t k) {
-  return k / L::kStepElems;
+  return (k + L::kStepElems - 1) / L::kStepElems;
+}
+
+template <typename L>
+int StepLanes(int64_t k, int64_t s) {
+  return static_cast<int>(std::min<int64_t>(8, k / 32 - 8 * s));
 }
 
 // Dot tiles (kernels.h DotTileFn) on converted activation rows: up to 4 × 4 outputs.
@@ -126,9 +168,10 @@ void LayoutTile(int64_t k, const void* w, size_t ws, int nw, const void* a, size
   }
   for (int64_t s = 0; s < Steps<L>(k); ++s) {
     alignas(32) uint8_t act[kTileRows][L::kActBytes];
-    for (int c = 0; c < na; ++c) L::PrepAct(ab + c * as, s, act[c]);
+    const int t = StepLanes<L>(k, s);
+    for (int c = 0; c < na; ++c) L::PrepAct(ab + c * as, s, t, act[c]);
     for (int r = 0; r < nw; ++r) {
-      const typename L::W wd = L::Decode(wb + r * ws + L::kStepBytes * s);
+      const typename L::W wd = L::Decode(wb + r * ws + L::kStepBytes * s, t);
       for (int c = 0; c < na; ++c) acc[r][c] = L::Dot(wd, act[c], acc[r][c]);
     }
   }
@@ -147,7 +190,8 @@ size_t PreparedBytes(int64_t k) {
 template <typename L>
 void Prepare(int64_t k, const void* a, void* dst) {
   for (int64_t s = 0; s < Steps<L>(k); ++s) {
-    L::PrepAct(static_cast<const uint8_t*>(a), s, static_cast<uint8_t*>(dst) + s * L::kActBytes);
+    L::PrepAct(static_cast<const uint8_t*>(a), s, StepLanes<L>(k, s),
+               static_cast<uint8_t*>(dst) + s * L::kActBytes);
   }
 }
 
@@ -158,7 +202,8 @@ void LayoutGemv(int64_t k, const void* w, size_t ws, int64_t n, const void* a, f
     const uint8_t* row = static_cast<const uint8_t*>(w) + r * ws;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t s = 0; s < Steps<L>(k); ++s) {
-      acc = L::Dot(L::Decode(row + L::kStepBytes * s), act + s * L::kActBytes, acc);
+      acc = L::Dot(L::Decode(row + L::kStepBytes * s, StepLanes<L>(k, s)), act + s * L::kActBytes,
+                   acc);
     }
     out[r] = Hsum(acc);
   }
@@ -179,7 +224,7 @@ void PackQuad(int64_t k, const void* a, size_t a_stride, int na, void* dst) {
     for (int c = 0; c < 4; ++c) {
       uint8_t* x = static_cast<uint8_t*>(dst) + (4 * s + c) * L::kActBytes;
       if (c < na) {
-        L::PrepAct(ab + c * a_stride, s, x);
+        L::PrepAct(ab + c * a_stride, s, StepLanes<L>(k, s), x);
       } else {
         std::memset(x, 0, L::kActBytes);
       }
@@ -199,7 +244,7 @@ void LayoutGemm(int64_t k, const void* w, size_t ws, int nw, const void* packed,
       __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                        _mm256_setzero_ps()};
       for (int64_t s = 0; s < steps; ++s) {
-        const typename L::W wd = L::Decode(row + L::kStepBytes * s);
+        const typename L::W wd = L::Decode(row + L::kStepBytes * s, StepLanes<L>(k, s));
         for (int c = 0; c < 4; ++c) {
           acc[c] = L::Dot(wd, act + (4 * s + c) * L::kActBytes, acc[c]);
         }
@@ -221,58 +266,86 @@ RepackFns LayoutFns(const char* name) {
           Prepare<L>};
 }
 
-// ---- q4_0x8 ---------------------------------------------------------------------------------
+// ---- legacy 32-blocks: q4_0x8, q5_0x8, q8_0x8 --------------------------------------------------
 //
-// Layout (Q4_0x8::Repack): a row of nb = k / 32 blocks, nb a multiple of 8 (RowBytes(k) = 0
-// otherwise: such rows stay in the file's layout), 18 bytes per block as in the file. Group g of
-// blocks 8g .. 8g + 7 at byte 144·g: 4 vectors of 32 bytes, dword l of vector v = block 8g + l's
-// quant bytes 4v .. 4v + 3 (low nibbles: elements 4v .. 4v + 3, high nibbles: 16 + 4v ..
-// 16 + 4v + 3), then the 8 blocks' f16 scales (16 bytes). The prepared activation step: the 8
-// Q8_0 blocks in lane order (TransposeActivation), then −8·Σa per block (i32 lanes) at 256 and
-// the blocks' scales (f32 lanes) at 288.
-struct Q4_0x8 {
-  static constexpr int64_t kStepElems = 256;
-  static constexpr int64_t kStepBytes = 144;
-  static constexpr int64_t kActBytes = 320;
+// Layouts (Repack): a row of nb = k / 32 blocks, B bytes per block as in the file (q4_0 18, q5_0
+// 22, q8_0 34), in groups of 8 blocks at byte 8·B·g; the last group may hold t < 8 blocks. A group
+// of t blocks is V vectors of 4·t bytes, dword l of each belonging to block 8g + l, then the t f16
+// scales. The vectors, in the order TransposeBlocks32 gives the activation:
+//   q4_0: 4 vectors, vector v = block bytes qs[4v .. 4v + 3] (low nibbles: elements 4v .. 4v + 3,
+//         high nibbles: 16 + 4v .. 16 + 4v + 3);
+//   q5_0: the same 4 vectors, then one whose byte 4l + i holds in bit m the 5th bit of element
+//         4m + i (m < 4) or 16 + 4(m − 4) + i (m ≥ 4) of block l;
+//   q8_0: 8 vectors, vector v = bytes 4v .. 4v + 3 (v < 4) or 16 + 4(v − 4) .. (v ≥ 4).
+// The prepared activation step: the 8 Q8_0 blocks in lane order (missing blocks zero), then (q4_0,
+// q5_0) −o·Σa per block (i32 lanes; o = 8 / 16, the offset that makes the quants unsigned) at 256,
+// and the blocks' scales (f32 lanes) at 288 (q8_0: at 256).
+// Step s (t blocks) of a Q8_0 activation row in lane order at dst, the blocks' scales (f32 lanes)
+// at dst + scale_at; returns Σa per block.
+inline __m256i PrepLegacyBlocks(const uint8_t* row, int64_t s, int t, uint8_t* dst, int scale_at) {
+  const uint8_t* blocks[8];
+  uint16_t d[8];
+  StepBlocks(row, s, t, blocks, d);
+  const __m256i sum = TransposeBlocks32(blocks, dst);
+  _mm256_storeu_ps(reinterpret_cast<float*>(dst + scale_at), Halves(d));
+  return sum;
+}
 
-  static size_t RowBytes(int64_t k) {
-    return k % kStepElems == 0 ? static_cast<size_t>(k / 32 * 18) : 0;
-  }
-  static void Repack(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
+template <int64_t kBlockBytes, int kVectors>
+struct LegacyX8 {
+  static constexpr int64_t kStepElems = 256;
+  static constexpr int64_t kStepBytes = 8 * kBlockBytes;
+
+  static size_t RowBytes(int64_t k) { return static_cast<size_t>(k / 32 * kBlockBytes); }
+  // write(group, t, l, block l) places block l of a group of t.
+  template <typename Block, typename Write>
+  static void RepackWith(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst,
+                         Write write) {
+    const int64_t nb = k / 32;
     for (int64_t r = 0; r < rows; ++r) {
       const auto* b =
-          reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(src) + r * src_stride);
+          reinterpret_cast<const Block*>(static_cast<const uint8_t*>(src) + r * src_stride);
       uint8_t* row = static_cast<uint8_t*>(dst) + r * RowBytes(k);
-      for (int64_t g = 0; g < Steps<Q4_0x8>(k); ++g) {
-        uint8_t* group = row + kStepBytes * g;
-        for (int l = 0; l < 8; ++l) {
-          const BlockQ4_0& blk = b[8 * g + l];
-          for (int v = 0; v < 4; ++v) std::memcpy(group + 32 * v + 4 * l, blk.qs + 4 * v, 4);
-          std::memcpy(group + 128 + 2 * l, &blk.d, 2);
-        }
+      for (int64_t g = 0; 8 * g < nb; ++g) {
+        const int t = static_cast<int>(std::min<int64_t>(8, nb - 8 * g));
+        for (int l = 0; l < t; ++l) write(row + kStepBytes * g, t, l, b[8 * g + l]);
       }
     }
   }
-  static void PrepAct(const uint8_t* row, int64_t s, uint8_t* dst) {
-    const auto* a = reinterpret_cast<const BlockQ8_0*>(row) + 8 * s;
-    const uint8_t* blocks[8];
-    for (int l = 0; l < 8; ++l) blocks[l] = reinterpret_cast<const uint8_t*>(a[l].qs);
-    const __m256i sum = TransposeBlocks32(blocks, dst);
-    StoreV(dst + 256, _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum, 3)));
-    const __m256 d = _mm256_cvtph_ps(_mm_setr_epi16(
-        static_cast<int16_t>(a[0].d), static_cast<int16_t>(a[1].d), static_cast<int16_t>(a[2].d),
-        static_cast<int16_t>(a[3].d), static_cast<int16_t>(a[4].d), static_cast<int16_t>(a[5].d),
-        static_cast<int16_t>(a[6].d), static_cast<int16_t>(a[7].d)));
-    _mm256_storeu_ps(reinterpret_cast<float*>(dst + 288), d);
+  static __m256 Scales(const uint8_t* step, int t) {
+    return LoadScales(step + 4 * t * kVectors, t);
+  }
+};
+
+// q4_0 (o = 8) and q5_0 (o = 16): the activation with −o·Σa per block.
+template <int kOffsetShift>
+inline void PrepOffsetAct(const uint8_t* row, int64_t s, int t, uint8_t* dst) {
+  const __m256i sum = PrepLegacyBlocks(row, s, t, dst, 288);
+  StoreV(dst + 256, _mm256_sub_epi32(_mm256_setzero_si256(), _mm256_slli_epi32(sum, kOffsetShift)));
+}
+
+struct Q4_0x8 : LegacyX8<18, 4> {
+  static constexpr int64_t kActBytes = 320;
+  static void Repack(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
+    RepackWith<BlockQ4_0>(k, src, src_stride, rows, dst,
+                          [](uint8_t* group, int t, int l, const BlockQ4_0& blk) {
+                            for (int v = 0; v < 4; ++v) {
+                              std::memcpy(group + 4 * t * v + 4 * l, blk.qs + 4 * v, 4);
+                            }
+                            std::memcpy(group + 16 * t + 2 * l, &blk.d, 2);
+                          });
+  }
+  static void PrepAct(const uint8_t* row, int64_t s, int t, uint8_t* dst) {
+    PrepOffsetAct<3>(row, s, t, dst);
   }
   struct W {
     __m256i lo[4], hi[4];  // unsigned nibbles q + 8
     __m256 d;
   };
-  static W Decode(const uint8_t* step) {
+  static W Decode(const uint8_t* step, int t) {
     W w;
-    DecodeNibbles(step, w.lo, w.hi);
-    w.d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 128)));
+    DecodeNibbles(step, t, w.lo, w.hi);
+    w.d = Scales(step, t);
     return w;
   }
   // acc + Σ_l (block l's exact integer sum) · d_w · d_a.
@@ -284,64 +357,95 @@ struct Q4_0x8 {
   }
 };
 
-// ---- q8_0x8 ---------------------------------------------------------------------------------
-//
-// Layout (Q8_0x8::Repack): a row of nb = k / 32 blocks, nb a multiple of 8 (else RowBytes(k) = 0),
-// 34 bytes per block as in the file. Group g of blocks 8g .. 8g + 7 at byte 272·g: 8 vectors of
-// 32 bytes, dword l of vector v = block 8g + l's bytes 4v .. 4v + 3 (v < 4) and 16 + 4(v − 4) ..
-// (v ≥ 4), as TransposeBlocks32 orders the activation, then the 8 f16 scales. The prepared
-// activation step: the 8 Q8_0 blocks in lane order, their scales (f32 lanes) at 256.
-// A step: per vector the sign fix-up (|w| · sign(a, w), as the file layout's tile), vpmaddubsw and
+// q5_0: quants q + 16 ≤ 31, so 4 vpmaddubsw fit an i16 sum (4 · 2 · 31 · 128 < 2^15): two sums, two
+// vpmaddwd. The 5th bits come from one vector, a shift and a mask per decoded vector.
+struct Q5_0x8 : LegacyX8<22, 5> {
+  static constexpr int64_t kActBytes = 320;
+  static void Repack(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
+    RepackWith<BlockQ5_0>(k, src, src_stride, rows, dst,
+                          [](uint8_t* group, int t, int l, const BlockQ5_0& blk) {
+                            for (int v = 0; v < 4; ++v)
+                              std::memcpy(group + 4 * t * v + 4 * l, blk.qs + 4 * v, 4);
+                            const uint32_t qh = LoadUnaligned<uint32_t>(blk.qh);
+                            for (int i = 0; i < 4; ++i) {
+                              int bits = 0;
+                              for (int m = 0; m < 8; ++m) {
+                                const int e = m < 4 ? 4 * m + i : 16 + 4 * (m - 4) + i;
+                                bits |= static_cast<int>((qh >> e) & 1) << m;
+                              }
+                              group[16 * t + 4 * l + i] = static_cast<uint8_t>(bits);
+                            }
+                            std::memcpy(group + 20 * t + 2 * l, &blk.d, 2);
+                          });
+  }
+  static void PrepAct(const uint8_t* row, int64_t s, int t, uint8_t* dst) {
+    PrepOffsetAct<4>(row, s, t, dst);
+  }
+  struct W {
+    __m256i lo[4], hi[4];  // unsigned quants q + 16
+    __m256 d;
+  };
+  static W Decode(const uint8_t* step, int t) {
+    W w;
+    DecodeNibbles(step, t, w.lo, w.hi);
+    const __m256i h = LoadLanes(step + 16 * t, t);
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
+    // Bit m of each byte → bit 4 (16-bit shifts; the bits they carry across bytes are masked off).
+    w.lo[0] = _mm256_or_si256(w.lo[0], _mm256_and_si256(_mm256_slli_epi16(h, 4), bit4));
+    w.lo[1] = _mm256_or_si256(w.lo[1], _mm256_and_si256(_mm256_slli_epi16(h, 3), bit4));
+    w.lo[2] = _mm256_or_si256(w.lo[2], _mm256_and_si256(_mm256_slli_epi16(h, 2), bit4));
+    w.lo[3] = _mm256_or_si256(w.lo[3], _mm256_and_si256(_mm256_slli_epi16(h, 1), bit4));
+    w.hi[0] = _mm256_or_si256(w.hi[0], _mm256_and_si256(h, bit4));
+    w.hi[1] = _mm256_or_si256(w.hi[1], _mm256_and_si256(_mm256_srli_epi16(h, 1), bit4));
+    w.hi[2] = _mm256_or_si256(w.hi[2], _mm256_and_si256(_mm256_srli_epi16(h, 2), bit4));
+    w.hi[3] = _mm256_or_si256(w.hi[3], _mm256_and_si256(_mm256_srli_epi16(h, 3), bit4));
+    w.d = Scales(step, t);
+    return w;
+  }
+  static __m256 Dot(const W& w, const uint8_t* a, __m256 acc) {
+    __m256i s0 = _mm256_maddubs_epi16(w.lo[0], LoadV(a));
+    __m256i s1 = _mm256_maddubs_epi16(w.hi[0], LoadV(a + 128));
+    for (int v = 1; v < 4; ++v) {
+      s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(w.lo[v], LoadV(a + 32 * v)));
+      s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(w.hi[v], LoadV(a + 128 + 32 * v)));
+    }
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i s = _mm256_add_epi32(
+        _mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones)), LoadV(a + 256));
+    const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, da), acc);
+  }
+};
+
+// q8_0: per vector the sign fix-up (|w| · sign(a, w), as the file layout's tile), vpmaddubsw and
 // vpmaddwd, then one conversion and one FMA for 8 blocks; the file layout's tile converts, scales
 // and adds per block.
-struct Q8_0x8 {
-  static constexpr int64_t kStepElems = 256;
-  static constexpr int64_t kStepBytes = 272;
+struct Q8_0x8 : LegacyX8<34, 8> {
   static constexpr int64_t kActBytes = 288;
-
-  static size_t RowBytes(int64_t k) {
-    return k % kStepElems == 0 ? static_cast<size_t>(k / 32 * 34) : 0;
-  }
   static void Repack(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
-    for (int64_t r = 0; r < rows; ++r) {
-      const auto* b =
-          reinterpret_cast<const BlockQ8_0*>(static_cast<const uint8_t*>(src) + r * src_stride);
-      uint8_t* row = static_cast<uint8_t*>(dst) + r * RowBytes(k);
-      for (int64_t g = 0; g < Steps<Q8_0x8>(k); ++g) {
-        uint8_t* group = row + kStepBytes * g;
-        for (int l = 0; l < 8; ++l) {
-          const BlockQ8_0& blk = b[8 * g + l];
-          for (int v = 0; v < 8; ++v) {
-            const int from = v < 4 ? 4 * v : 16 + 4 * (v - 4);
-            std::memcpy(group + 32 * v + 4 * l, blk.qs + from, 4);
-          }
-          std::memcpy(group + 256 + 2 * l, &blk.d, 2);
-        }
-      }
-    }
+    RepackWith<BlockQ8_0>(k, src, src_stride, rows, dst,
+                          [](uint8_t* group, int t, int l, const BlockQ8_0& blk) {
+                            for (int v = 0; v < 8; ++v) {
+                              const int from = v < 4 ? 4 * v : 16 + 4 * (v - 4);
+                              std::memcpy(group + 4 * t * v + 4 * l, blk.qs + from, 4);
+                            }
+                            std::memcpy(group + 32 * t + 2 * l, &blk.d, 2);
+                          });
   }
-  static void PrepAct(const uint8_t* row, int64_t s, uint8_t* dst) {
-    const auto* a = reinterpret_cast<const BlockQ8_0*>(row) + 8 * s;
-    const uint8_t* blocks[8];
-    for (int l = 0; l < 8; ++l) blocks[l] = reinterpret_cast<const uint8_t*>(a[l].qs);
-    TransposeBlocks32(blocks, dst);
-    const __m256 d = _mm256_cvtph_ps(_mm_setr_epi16(
-        static_cast<int16_t>(a[0].d), static_cast<int16_t>(a[1].d), static_cast<int16_t>(a[2].d),
-        static_cast<int16_t>(a[3].d), static_cast<int16_t>(a[4].d), static_cast<int16_t>(a[5].d),
-        static_cast<int16_t>(a[6].d), static_cast<int16_t>(a[7].d)));
-    _mm256_storeu_ps(reinterpret_cast<float*>(dst + 256), d);
+  static void PrepAct(const uint8_t* row, int64_t s, int t, uint8_t* dst) {
+    PrepLegacyBlocks(row, s, t, dst, 256);
   }
   struct W {
     __m256i q[8], abs[8];  // the signed quants and their magnitudes
     __m256 d;
   };
-  static W Decode(const uint8_t* step) {
+  static W Decode(const uint8_t* step, int t) {
     W w;
     for (int v = 0; v < 8; ++v) {
-      w.q[v] = LoadV(step + 32 * v);
+      w.q[v] = LoadLanes(step + 4 * t * v, t);
       w.abs[v] = _mm256_sign_epi8(w.q[v], w.q[v]);
     }
-    w.d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 256)));
+    w.d = Scales(step, t);
     return w;
   }
   // acc + Σ_l (block l's exact integer sum) · d_w · d_a.
@@ -408,7 +512,7 @@ struct Q4_Kx8 {
       }
     }
   }
-  static void PrepAct(const uint8_t* row, int64_t s, uint8_t* dst) {
+  static void PrepAct(const uint8_t* row, int64_t s, int /*t*/, uint8_t* dst) {
     const auto* a = reinterpret_cast<const BlockQ8_K*>(row) + s;
     const uint8_t* blocks[8];
     for (int l = 0; l < 8; ++l) blocks[l] = reinterpret_cast<const uint8_t*>(a->qs + 32 * l);
@@ -421,9 +525,9 @@ struct Q4_Kx8 {
     __m256i scales, mins;  // i16 lanes 2j, 2j + 1: sub-block j's scale / min
     __m256 d, dmin;
   };
-  static W Decode(const uint8_t* step) {
+  static W Decode(const uint8_t* step, int /*t*/) {
     W w;
-    DecodeNibbles(step, w.lo, w.hi);
+    DecodeNibbles(step, 8, w.lo, w.hi);
     const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 128));
     w.scales = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm));
     w.mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
@@ -499,7 +603,7 @@ struct Q6_Kx8 {
       }
     }
   }
-  static void PrepAct(const uint8_t* row, int64_t s, uint8_t* dst) {
+  static void PrepAct(const uint8_t* row, int64_t s, int /*t*/, uint8_t* dst) {
     const auto* a = reinterpret_cast<const BlockQ8_K*>(row) + s;
     const uint8_t* lo[8];
     const uint8_t* hi[8];
@@ -517,10 +621,10 @@ struct Q6_Kx8 {
     __m256i scales;        // the 16 scales as i16 (pair with the bsums)
     __m256 d;
   };
-  static W Decode(const uint8_t* step) {
+  static W Decode(const uint8_t* step, int /*t*/) {
     W w;
     __m256i lo[4], hi[4];
-    DecodeNibbles(step, lo, hi);
+    DecodeNibbles(step, 8, lo, hi);
     const __m256i three = _mm256_set1_epi8(0x30);
     for (int u = 0; u < 2; ++u) {
       const __m256i h = LoadV(step + 128 + 32 * u);
@@ -562,6 +666,7 @@ struct Q6_Kx8 {
 
 void AddAvx2RepackedKernels(Kernels* k) {
   k->repacked[static_cast<size_t>(DType::Q4_0)] = LayoutFns<Q4_0x8>("q4_0x8");
+  k->repacked[static_cast<size_t>(DType::Q5_0)] = LayoutFns<Q5_0x8>("q5_0x8");
   k->repacked[static_cast<size_t>(DType::Q8_0)] = LayoutFns<Q8_0x8>("q8_0x8");
   k->repacked[static_cast<size_t>(DType::Q4_K)] = LayoutFns<Q4_Kx8>("q4_Kx8");
   k->repacked[static_cast<size_t>(DType::Q6_K)] = LayoutFns<Q6_Kx8>("q6_Kx8");
