@@ -195,6 +195,12 @@ void Prepare(int64_t k, const void* a, void* dst) {
   }
 }
 
+// Generation prefetches every cache line of a row kGemvPrefetchBytes ahead into L1. On the EPYC
+// Zen 1, tg32 with 1 thread, 2 alternated rounds against none: 1b Q4_0 16.5 / 15.6 t/s against
+// 13.0 / 12.9 (16 KB ahead: 16.5 / 15.8), 1b Q4_K_M 13.2 / 13.3 against 11.0 / 11.1, 125m Q8_0
+// 68.3 / 63.6 against 55.5 / 49.1.
+constexpr int64_t kGemvPrefetchBytes = 4096;
+
 template <typename L>
 void LayoutGemv(int64_t k, const void* w, size_t ws, int64_t n, const void* a, float* out) {
   const auto* act = static_cast<const uint8_t*>(a);
@@ -202,6 +208,11 @@ void LayoutGemv(int64_t k, const void* w, size_t ws, int64_t n, const void* a, f
     const uint8_t* row = static_cast<const uint8_t*>(w) + r * ws;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t s = 0; s < Steps<L>(k); ++s) {
+      for (int64_t o = 0; o < L::kStepBytes; o += 64) {
+        _mm_prefetch(
+            reinterpret_cast<const char*>(row + L::kStepBytes * s + o) + kGemvPrefetchBytes,
+            _MM_HINT_T0);
+      }
       acc = L::Dot(L::Decode(row + L::kStepBytes * s, StepLanes<L>(k, s)), act + s * L::kActBytes,
                    acc);
     }
