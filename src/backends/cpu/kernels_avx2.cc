@@ -490,12 +490,16 @@ void F16Gemm(int64_t k, const void* w, size_t /*ws*/, int nw, const void* packed
         acc[c][1] = _mm256_fmadd_ps(w1, b, acc[c][1]);
       }
     }
+    // Stored for all 4 columns with constant indices: a loop bounded by nc here made GCC keep acc
+    // in memory and store all 8 accumulators on every element of the loop above.
+    alignas(32) float lanes[4][kF16GemmRows];
+    for (int c = 0; c < 4; ++c) {
+      _mm256_store_ps(lanes[c], acc[c][0]);
+      _mm256_store_ps(lanes[c] + 8, acc[c][1]);
+    }
     const int nc = std::min(4, na - 4 * q);
     for (int c = 0; c < nc; ++c) {
-      alignas(32) float lanes[kF16GemmRows];
-      _mm256_store_ps(lanes, acc[c][0]);
-      _mm256_store_ps(lanes + 8, acc[c][1]);
-      std::memcpy(out + (4 * q + c) * os, lanes, static_cast<size_t>(nw) * sizeof(float));
+      std::memcpy(out + (4 * q + c) * os, lanes[c], static_cast<size_t>(nw) * sizeof(float));
     }
   }
 }
