@@ -43,6 +43,15 @@ inline __m256i LoadV(const uint8_t* p) {
 }
 inline void StoreV(uint8_t* p, __m256i v) { _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), v); }
 
+// v, hidden from GCC's reassociation: in a GEMM step's chains of exact integer adds over 4
+// activation rows, GCC otherwise rewrites each chain into a tree that computes all its products
+// first (32 live vectors on 16 registers: spills). i16 chains use saturating adds instead, which
+// equal plain ones within the bounds and are not reassociated.
+inline __m256i Opaque(__m256i v) {
+  asm("" : "+x"(v));
+  return v;
+}
+
 // Dwords 0-3 of x[0..7] (16 bytes each) transposed: lane l of out[v] = dword v of x[l].
 inline void TransposeBlocks(const uint8_t* const x[8], __m256i out[4]) {
   __m256i y[4];
@@ -136,6 +145,27 @@ inline __m256i NibbleSums16(const __m256i lo[4], const __m256i hi[4], const uint
     s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(hi[v], LoadV(a + 128 + 32 * v)));
   }
   return _mm256_add_epi16(s0, s1);
+}
+
+// NibbleSums16 of one weight step against the 4 prepared activation steps of a quad (act + c ·
+// act_bytes), each raw vector decoded once and used for the 4 rows at once: the prompt GEMM's
+// inner loop with 4 i16 sums live instead of 8 decoded vectors and 4 accumulators (AVX2 has 16
+// registers). The sums are exact, so they equal NibbleSums16's.
+inline void NibbleSums16x4(const uint8_t* p, int t, const uint8_t* act, int64_t act_bytes,
+                           __m256i sums[4]) {
+  const __m256i mask = _mm256_set1_epi8(0x0f);
+  for (int c = 0; c < 4; ++c) sums[c] = _mm256_setzero_si256();
+  for (int v = 0; v < 4; ++v) {
+    const __m256i raw = LoadLanes(p + 4 * t * v, t);
+    const __m256i lo = _mm256_and_si256(raw, mask);
+    const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+    for (int c = 0; c < 4; ++c) {
+      const uint8_t* a = act + c * act_bytes;
+      sums[c] =
+          _mm256_adds_epi16(_mm256_adds_epi16(sums[c], _mm256_maddubs_epi16(lo, LoadV(a + 32 * v))),
+                            _mm256_maddubs_epi16(hi, LoadV(a + 128 + 32 * v)));
+    }
+  }
 }
 
 // A layout L provides: kStepElems (elements per step), kStepBytes (weight bytes per full step),
@@ -255,12 +285,19 @@ void LayoutGemm(int64_t k, const void* w, size_t ws, int nw, const void* packed,
       __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                        _mm256_setzero_ps()};
       for (int64_t s = 0; s < steps; ++s) {
-        const typename L::W wd = L::Decode(row + L::kStepBytes * s, StepLanes<L>(k, s));
-        for (int c = 0; c < 4; ++c) {
-          acc[c] = L::Dot(wd, act + (4 * s + c) * L::kActBytes, acc[c]);
+        if constexpr (requires { L::Dot4(row, 8, act, acc); }) {
+          L::Dot4(row + L::kStepBytes * s, StepLanes<L>(k, s), act + 4 * s * L::kActBytes, acc);
+        } else {
+          const typename L::W wd = L::Decode(row + L::kStepBytes * s, StepLanes<L>(k, s));
+          for (int c = 0; c < 4; ++c) {
+            acc[c] = L::Dot(wd, act + (4 * s + c) * L::kActBytes, acc[c]);
+          }
         }
       }
-      for (int c = 0; c < nc; ++c) out[(4 * q + c) * os + r] = Hsum(acc[c]);
+      // Summed for all 4 with constant indices (a loop bounded by nc kept acc in memory).
+      float sums[4];
+      for (int c = 0; c < 4; ++c) sums[c] = Hsum(acc[c]);
+      for (int c = 0; c < nc; ++c) out[(4 * q + c) * os + r] = sums[c];
     }
   }
 }
@@ -361,10 +398,20 @@ struct Q4_0x8 : LegacyX8<18, 4> {
   }
   // acc + Σ_l (block l's exact integer sum) · d_w · d_a.
   static __m256 Dot(const W& w, const uint8_t* a, __m256 acc) {
-    const __m256i s = _mm256_add_epi32(
-        _mm256_madd_epi16(NibbleSums16(w.lo, w.hi, a), _mm256_set1_epi16(1)), LoadV(a + 256));
+    return Finish(w.d, NibbleSums16(w.lo, w.hi, a), a, acc);
+  }
+  static __m256 Finish(__m256 d, __m256i sums, const uint8_t* a, __m256 acc) {
+    const __m256i s =
+        _mm256_add_epi32(_mm256_madd_epi16(sums, _mm256_set1_epi16(1)), LoadV(a + 256));
     const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, da), acc);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, da), acc);
+  }
+  // Dot for the 4 rows of a quad (LayoutGemm): the same operations per row.
+  static void Dot4(const uint8_t* step, int t, const uint8_t* act, __m256 acc[4]) {
+    __m256i sums[4];
+    NibbleSums16x4(step, t, act, kActBytes, sums);
+    const __m256 d = Scales(step, t);
+    for (int c = 0; c < 4; ++c) acc[c] = Finish(d, sums[c], act + c * kActBytes, acc[c]);
   }
 };
 
@@ -396,6 +443,23 @@ struct Q5_0x8 : LegacyX8<22, 5> {
     __m256i lo[4], hi[4];  // unsigned quants q + 16
     __m256 d;
   };
+  // Vector v's 5th bits (bit m of each byte of h → bit 4) for the low / high nibbles.
+  static __m256i LowBits(__m256i h, int v) {
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
+    return _mm256_and_si256(v == 0   ? _mm256_slli_epi16(h, 4)
+                            : v == 1 ? _mm256_slli_epi16(h, 3)
+                            : v == 2 ? _mm256_slli_epi16(h, 2)
+                                     : _mm256_slli_epi16(h, 1),
+                            bit4);
+  }
+  static __m256i HighBits(__m256i h, int v) {
+    const __m256i bit4 = _mm256_set1_epi8(0x10);
+    return _mm256_and_si256(v == 0   ? h
+                            : v == 1 ? _mm256_srli_epi16(h, 1)
+                            : v == 2 ? _mm256_srli_epi16(h, 2)
+                                     : _mm256_srli_epi16(h, 3),
+                            bit4);
+  }
   static W Decode(const uint8_t* step, int t) {
     W w;
     DecodeNibbles(step, t, w.lo, w.hi);
@@ -420,11 +484,34 @@ struct Q5_0x8 : LegacyX8<22, 5> {
       s0 = _mm256_add_epi16(s0, _mm256_maddubs_epi16(w.lo[v], LoadV(a + 32 * v)));
       s1 = _mm256_add_epi16(s1, _mm256_maddubs_epi16(w.hi[v], LoadV(a + 128 + 32 * v)));
     }
+    return Finish(w.d, s0, s1, a, acc);
+  }
+  static __m256 Finish(__m256 d, __m256i s0, __m256i s1, const uint8_t* a, __m256 acc) {
     const __m256i ones = _mm256_set1_epi16(1);
     const __m256i s = _mm256_add_epi32(
         _mm256_add_epi32(_mm256_madd_epi16(s0, ones), _mm256_madd_epi16(s1, ones)), LoadV(a + 256));
     const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, da), acc);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, da), acc);
+  }
+  // Dot for the 4 rows of a quad (LayoutGemm): each vector decoded once, the same sums per row.
+  static void Dot4(const uint8_t* step, int t, const uint8_t* act, __m256 acc[4]) {
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+    const __m256i h = LoadLanes(step + 16 * t, t);
+    __m256i s0[4], s1[4];
+    for (int c = 0; c < 4; ++c) s0[c] = s1[c] = _mm256_setzero_si256();
+    for (int v = 0; v < 4; ++v) {
+      const __m256i raw = LoadLanes(step + 4 * t * v, t);
+      const __m256i lo = _mm256_or_si256(_mm256_and_si256(raw, mask), LowBits(h, v));
+      const __m256i hi =
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), mask), HighBits(h, v));
+      for (int c = 0; c < 4; ++c) {
+        const uint8_t* a = act + c * kActBytes;
+        s0[c] = _mm256_adds_epi16(s0[c], _mm256_maddubs_epi16(lo, LoadV(a + 32 * v)));
+        s1[c] = _mm256_adds_epi16(s1[c], _mm256_maddubs_epi16(hi, LoadV(a + 128 + 32 * v)));
+      }
+    }
+    const __m256 d = Scales(step, t);
+    for (int c = 0; c < 4; ++c) acc[c] = Finish(d, s0[c], s1[c], act + c * kActBytes, acc[c]);
   }
 };
 
@@ -471,9 +558,29 @@ struct Q8_0x8 : LegacyX8<34, 8> {
       s0 = _mm256_add_epi32(s0, _mm256_madd_epi16(p0, ones));
       s1 = _mm256_add_epi32(s1, _mm256_madd_epi16(p1, ones));
     }
+    return Finish(w.d, _mm256_add_epi32(s0, s1), a, acc);
+  }
+  static __m256 Finish(__m256 d, __m256i s, const uint8_t* a, __m256 acc) {
     const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 256));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(_mm256_add_epi32(s0, s1)), _mm256_mul_ps(w.d, da),
-                           acc);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, da), acc);
+  }
+  // Dot for the 4 rows of a quad (LayoutGemm): each vector loaded once; the exact i32 sums equal
+  // Dot's.
+  static void Dot4(const uint8_t* step, int t, const uint8_t* act, __m256 acc[4]) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i s[4];
+    for (int c = 0; c < 4; ++c) s[c] = _mm256_setzero_si256();
+    for (int v = 0; v < 8; ++v) {
+      const __m256i q = LoadLanes(step + 4 * t * v, t);
+      const __m256i abs = _mm256_sign_epi8(q, q);
+      for (int c = 0; c < 4; ++c) {
+        const __m256i p =
+            _mm256_maddubs_epi16(abs, _mm256_sign_epi8(LoadV(act + c * kActBytes + 32 * v), q));
+        s[c] = _mm256_add_epi32(Opaque(s[c]), _mm256_madd_epi16(p, ones));
+      }
+    }
+    const __m256 d = Scales(step, t);
+    for (int c = 0; c < 4; ++c) acc[c] = Finish(d, s[c], act + c * kActBytes, acc[c]);
   }
 };
 
@@ -549,11 +656,29 @@ struct Q4_Kx8 {
   }
   // acc + d_a · (d · Σ_j sc_j · Σ sub-block j − dmin · Σ_j m_j · Σ sub-block j's activation).
   static __m256 Dot(const W& w, const uint8_t* a, __m256 acc) {
-    const __m256i s = _mm256_madd_epi16(NibbleSums16(w.lo, w.hi, a), w.scales);
-    const __m256i m = _mm256_madd_epi16(w.mins, LoadV(a + 256));
+    return Finish(w.scales, w.mins, w.d, w.dmin, NibbleSums16(w.lo, w.hi, a), a, acc);
+  }
+  static __m256 Finish(__m256i scales, __m256i mins, __m256 d, __m256 dmin, __m256i sums,
+                       const uint8_t* a, __m256 acc) {
+    const __m256i s = _mm256_madd_epi16(sums, scales);
+    const __m256i m = _mm256_madd_epi16(mins, LoadV(a + 256));
     const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(w.d, da), acc);
-    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(w.dmin, da), acc);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, da), acc);
+    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(dmin, da), acc);
+  }
+  // Dot for the 4 rows of a quad (LayoutGemm): the same operations per row.
+  static void Dot4(const uint8_t* step, int /*t*/, const uint8_t* act, __m256 acc[4]) {
+    __m256i sums[4];
+    NibbleSums16x4(step, 8, act, kActBytes, sums);
+    const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 128));
+    const __m256i scales = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm));
+    const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(LoadUnaligned<int32_t>(step + 144)));
+    const __m256 d = _mm256_broadcastss_ps(dd);
+    const __m256 dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
+    for (int c = 0; c < 4; ++c) {
+      acc[c] = Finish(scales, mins, d, dmin, sums[c], act + c * kActBytes, acc[c]);
+    }
   }
 };
 
@@ -666,10 +791,48 @@ struct Q6_Kx8 {
     const __m256i s = _mm256_add_epi32(
         _mm256_add_epi32(_mm256_madd_epi16(t[0], w.sc_lo), _mm256_madd_epi16(t[1], w.sc_lo)),
         _mm256_add_epi32(_mm256_madd_epi16(t[2], w.sc_hi), _mm256_madd_epi16(t[3], w.sc_hi)));
-    const __m256i m = _mm256_madd_epi16(w.scales, LoadV(a + 256));
+    return Finish(w.scales, w.d, s, a, acc);
+  }
+  static __m256 Finish(__m256i scales, __m256 d, __m256i s, const uint8_t* a, __m256 acc) {
+    const __m256i m = _mm256_madd_epi16(scales, LoadV(a + 256));
     const __m256i total = _mm256_sub_epi32(s, _mm256_slli_epi32(m, 5));
     const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(total), _mm256_mul_ps(w.d, da), acc);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(total), _mm256_mul_ps(d, da), acc);
+  }
+  // Dot for the 4 rows of a quad (LayoutGemm): D_{2p}, D_{2p+1} decoded once per pair p and used
+  // for the 4 rows; the exact i32 sums equal Dot's.
+  static void Dot4(const uint8_t* step, int /*t*/, const uint8_t* act, __m256 acc[4]) {
+    const __m256i mask = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(0x30);
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 192));
+    __m256i s[4];
+    for (int c = 0; c < 4; ++c) s[c] = _mm256_setzero_si256();
+    for (int p = 0; p < 4; ++p) {
+      const int u = p / 2;  // D_v for v = 2p, 2p + 1: nibble vector v % 4, high-bit vector u
+      const __m256i h = LoadV(step + 128 + 32 * u);
+      __m256i q[2];
+      for (int i = 0; i < 2; ++i) {
+        const int m = (2 * p + i) % 4;
+        const __m256i raw = LoadV(step + 32 * m);
+        const __m256i nib = u == 0 ? _mm256_and_si256(raw, mask)
+                                   : _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+        const __m256i hb = m == 0   ? _mm256_slli_epi16(h, 4)
+                           : m == 1 ? _mm256_slli_epi16(h, 2)
+                           : m == 2 ? h
+                                    : _mm256_srli_epi16(h, 2);
+        q[i] = _mm256_or_si256(nib, _mm256_and_si256(hb, three));
+      }
+      const __m256i scp =
+          _mm256_cvtepi8_epi16(u == 0 ? _mm_unpacklo_epi8(sc, sc) : _mm_unpackhi_epi8(sc, sc));
+      for (int c = 0; c < 4; ++c) {
+        const uint8_t* a = act + c * kActBytes + 64 * p;
+        const __m256i t = _mm256_adds_epi16(_mm256_maddubs_epi16(q[0], LoadV(a)),
+                                            _mm256_maddubs_epi16(q[1], LoadV(a + 32)));
+        s[c] = _mm256_add_epi32(Opaque(s[c]), _mm256_madd_epi16(t, scp));
+      }
+    }
+    const __m256i scales = _mm256_cvtepi8_epi16(sc);
+    const __m256 d = _mm256_set1_ps(_cvtsh_ss(LoadUnaligned<uint16_t>(step + 208)));
+    for (int c = 0; c < 4; ++c) acc[c] = Finish(scales, d, s[c], act + c * kActBytes, acc[c]);
   }
 };
 
