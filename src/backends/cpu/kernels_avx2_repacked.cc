@@ -451,11 +451,9 @@ struct Q5_0x8 : LegacyX8<22, 5> {
   static void PrepAct(const uint8_t* row, int64_t s, int t, uint8_t* dst) {
     PrepOffsetAct<4>(row, s, t, dst);
   }
-  struct W {
-    __m256i lo[4], hi[4];  // unsigned quants q + 16
-    __m256 d;
-  };
-  // Vector v's 5th bits (bit m of each byte of h → bit 4) for the low / high nibbles.
+  using W = Q4_0x8::W;  // unsigned quants q + 16
+  // Vector v's 5th bits for its low / high nibbles: bit m of each byte of h → bit 4 (16-bit
+  // shifts; the bits they carry across bytes are masked off).
   static __m256i LowBits(__m256i h, int v) {
     const __m256i bit4 = _mm256_set1_epi8(0x10);
     return _mm256_and_si256(v == 0   ? _mm256_slli_epi16(h, 4)
@@ -476,16 +474,10 @@ struct Q5_0x8 : LegacyX8<22, 5> {
     W w;
     DecodeNibbles(step, t, w.lo, w.hi);
     const __m256i h = LoadLanes(step + 16 * t, t);
-    const __m256i bit4 = _mm256_set1_epi8(0x10);
-    // Bit m of each byte → bit 4 (16-bit shifts; the bits they carry across bytes are masked off).
-    w.lo[0] = _mm256_or_si256(w.lo[0], _mm256_and_si256(_mm256_slli_epi16(h, 4), bit4));
-    w.lo[1] = _mm256_or_si256(w.lo[1], _mm256_and_si256(_mm256_slli_epi16(h, 3), bit4));
-    w.lo[2] = _mm256_or_si256(w.lo[2], _mm256_and_si256(_mm256_slli_epi16(h, 2), bit4));
-    w.lo[3] = _mm256_or_si256(w.lo[3], _mm256_and_si256(_mm256_slli_epi16(h, 1), bit4));
-    w.hi[0] = _mm256_or_si256(w.hi[0], _mm256_and_si256(h, bit4));
-    w.hi[1] = _mm256_or_si256(w.hi[1], _mm256_and_si256(_mm256_srli_epi16(h, 1), bit4));
-    w.hi[2] = _mm256_or_si256(w.hi[2], _mm256_and_si256(_mm256_srli_epi16(h, 2), bit4));
-    w.hi[3] = _mm256_or_si256(w.hi[3], _mm256_and_si256(_mm256_srli_epi16(h, 3), bit4));
+    for (int v = 0; v < 4; ++v) {
+      w.lo[v] = _mm256_or_si256(w.lo[v], LowBits(h, v));
+      w.hi[v] = _mm256_or_si256(w.hi[v], HighBits(h, v));
+    }
     w.d = Scales(step, t);
     return w;
   }

@@ -180,6 +180,14 @@ BENCHMARK(BM_GemvDram)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
+// Generation (M = 1, 1 thread) on a weight that stays in L2 (2048 × 192: 216 KB in q4_0, 408 KB
+// in q8_0; f16's 786 KB spills to L3) and is read again on every call: the kernels' speed without
+// DRAM, against BM_GemvDram's speed from DRAM. Types as BM_Repack (0-4), in the backend's copy.
+void BM_GemvL2(benchmark::State& state) {
+  RunMatMul(state, kTypes[state.range(0)], 2048, 192, 1, 1, /*repack=*/true);
+}
+BENCHMARK(BM_GemvL2)->DenseRange(0, 4)->ArgName("type")->UseRealTime();
+
 // The f16 attention kernel of one KV head at generation (query rows = the KV group: 1 for the
 // 125M llama, 4 for llama 1b and Gemma 3), head size d, nc visible cells, 1 thread. Reports the
 // time per call; the cells × d K and V values are read once per call.
