@@ -176,8 +176,9 @@ inline void NibbleSums16xN(const uint8_t* p, int t, const uint8_t* act, int64_t 
 // A layout may also provide DotN<N>(weight step, t, N prepared steps, acc[N]): Dot for N activation
 // rows with each weight vector decoded once (the prompt GEMM runs DotN<4>), and kGemvDotN: whether
 // generation runs DotN<1> rather than Decode and Dot.
-// Every path runs exactly L::Dot per (weight row, activation row, step), in step order, and Hsum
-// at the end, so tiles, gemv and GEMM give bit-identical results.
+// Every path runs L::Dot's operations per (weight row, activation row, step), in step order, and
+// Hsum at the end (DotN sums the same integers in another order, exactly, then runs Dot's float
+// operations), so tiles, gemv and GEMM give bit-identical results.
 template <typename L>
 int64_t Steps(int64_t k) {
   return (k + L::kStepElems - 1) / L::kStepElems;
