@@ -95,6 +95,8 @@ inline __m256i TransposeBlocks32(const uint8_t* const block[8], uint8_t* dst) {
 // bytes (lanes t .. 7 read as zeros), so rows of any whole number of blocks take the layout.
 inline __m256i LoadLanes(const uint8_t* p, int t) {
   if (t == 8) return LoadV(p);
+  // Half a group (Gemma 3's 640-long rows: 2.5 groups) is one 16-byte load.
+  if (t == 4) return _mm256_zextsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   const __m256i mask =
       _mm256_cmpgt_epi32(_mm256_set1_epi32(t), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
   return _mm256_maskload_epi32(reinterpret_cast<const int*>(p), mask);
@@ -103,6 +105,7 @@ inline __m256i LoadLanes(const uint8_t* p, int t) {
 // t f16 scales at p → f32 lanes (lanes t .. 7: 0).
 inline __m256 LoadScales(const uint8_t* p, int t) {
   if (t == 8) return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  if (t == 4) return _mm256_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
   uint16_t h[8] = {};
   std::memcpy(h, p, 2 * static_cast<size_t>(t));
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(h)));
