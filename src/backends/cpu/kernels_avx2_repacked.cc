@@ -176,8 +176,8 @@ inline void NibbleSums16xN(const uint8_t* p, int t, const uint8_t* act, int64_t 
 // kActBytes (prepared activation bytes per step), PrepAct(activation row, step, t, dst), W
 // Decode(weight step, t) and Dot(W, prepared step, acc) → acc, where t is the number of 32-element
 // blocks in the step over 8 (8 but in a legacy layout's last step; K-quant layouts ignore it).
-// A layout may also provide DotN<N>(weight step, t, N prepared steps, acc[N]): Dot for N activation
-// rows with each weight vector decoded once (the prompt GEMM runs DotN<4>), and kGemvDotN: whether
+// It also provides DotN<N>(weight step, t, N prepared steps, acc[N]): Dot for N activation rows
+// with each weight vector decoded once (the prompt GEMM runs DotN<4>), and kGemvDotN: whether
 // generation runs DotN<1> rather than Decode and Dot.
 // Every path runs L::Dot's operations per (weight row, activation row, step), in step order, and
 // Hsum at the end (DotN sums the same integers in another order, exactly, then runs Dot's float
@@ -298,15 +298,8 @@ void LayoutGemm(int64_t k, const void* w, size_t ws, int nw, const void* packed,
       __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
                        _mm256_setzero_ps()};
       for (int64_t s = 0; s < steps; ++s) {
-        if constexpr (requires { L::template DotN<4>(row, 8, act, acc); }) {
-          L::template DotN<4>(row + L::kStepBytes * s, StepLanes<L>(k, s),
-                              act + 4 * s * L::kActBytes, acc);
-        } else {
-          const typename L::W wd = L::Decode(row + L::kStepBytes * s, StepLanes<L>(k, s));
-          for (int c = 0; c < 4; ++c) {
-            acc[c] = L::Dot(wd, act + (4 * s + c) * L::kActBytes, acc[c]);
-          }
-        }
+        L::template DotN<4>(row + L::kStepBytes * s, StepLanes<L>(k, s), act + 4 * s * L::kActBytes,
+                            acc);
       }
       // Summed for all 4 with constant indices (a loop bounded by nc kept acc in memory).
       float sums[4];
@@ -474,14 +467,17 @@ struct Q5_0x8 : LegacyX8<22, 5> {
                                      : _mm256_srli_epi16(h, 3),
                             bit4);
   }
+  // Vector v's quants: its nibbles with the 5th bits from h (the step's bit vector).
+  static void Quants(const uint8_t* step, int t, __m256i h, int v, __m256i* lo, __m256i* hi) {
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+    const __m256i raw = LoadLanes(step + 4 * t * v, t);
+    *lo = _mm256_or_si256(_mm256_and_si256(raw, mask), LowBits(h, v));
+    *hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), mask), HighBits(h, v));
+  }
   static W Decode(const uint8_t* step, int t) {
     W w;
-    DecodeNibbles(step, t, w.lo, w.hi);
     const __m256i h = LoadLanes(step + 16 * t, t);
-    for (int v = 0; v < 4; ++v) {
-      w.lo[v] = _mm256_or_si256(w.lo[v], LowBits(h, v));
-      w.hi[v] = _mm256_or_si256(w.hi[v], HighBits(h, v));
-    }
+    for (int v = 0; v < 4; ++v) Quants(step, t, h, v, &w.lo[v], &w.hi[v]);
     w.d = Scales(step, t);
     return w;
   }
@@ -504,15 +500,12 @@ struct Q5_0x8 : LegacyX8<22, 5> {
   // Dot for N rows (LayoutGemm: the 4 of a quad): each vector decoded once, the same sums per row.
   template <int N>
   static void DotN(const uint8_t* step, int t, const uint8_t* act, __m256 acc[N]) {
-    const __m256i mask = _mm256_set1_epi8(0x0f);
     const __m256i h = LoadLanes(step + 16 * t, t);
     __m256i s0[N], s1[N];
     for (int c = 0; c < N; ++c) s0[c] = s1[c] = _mm256_setzero_si256();
     for (int v = 0; v < 4; ++v) {
-      const __m256i raw = LoadLanes(step + 4 * t * v, t);
-      const __m256i lo = _mm256_or_si256(_mm256_and_si256(raw, mask), LowBits(h, v));
-      const __m256i hi =
-          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(raw, 4), mask), HighBits(h, v));
+      __m256i lo, hi;
+      Quants(step, t, h, v, &lo, &hi);
       for (int c = 0; c < N; ++c) {
         const uint8_t* a = act + c * kActBytes;
         s0[c] = _mm256_adds_epi16(s0[c], _mm256_maddubs_epi16(lo, LoadV(a + 32 * v)));
@@ -653,48 +646,45 @@ struct Q4_Kx8 {
     std::memcpy(dst + 256, a->bsums, 32);
     _mm256_storeu_ps(reinterpret_cast<float*>(dst + 288), _mm256_set1_ps(a->d));
   }
-  struct W {
-    __m256i lo[4], hi[4];
+  struct ScaleMins {
     __m256i scales, mins;  // i16 lanes 2j, 2j + 1: sub-block j's scale / min
     __m256 d, dmin;
+  };
+  static ScaleMins DecodeScaleMins(const uint8_t* step) {
+    const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 128));
+    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(LoadUnaligned<int32_t>(step + 144)));
+    return {_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm)),
+            _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)), _mm256_broadcastss_ps(dd),
+            _mm256_broadcastss_ps(_mm_movehdup_ps(dd))};
+  }
+  struct W {
+    __m256i lo[4], hi[4];
+    ScaleMins sm;
   };
   static W Decode(const uint8_t* step, int /*t*/) {
     W w;
     DecodeNibbles(step, 8, w.lo, w.hi);
-    const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 128));
-    w.scales = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm));
-    w.mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
-    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(LoadUnaligned<int32_t>(step + 144)));
-    w.d = _mm256_broadcastss_ps(dd);
-    w.dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
+    w.sm = DecodeScaleMins(step);
     return w;
   }
   // acc + d_a · (d · Σ_j sc_j · Σ sub-block j − dmin · Σ_j m_j · Σ sub-block j's activation).
   static __m256 Dot(const W& w, const uint8_t* a, __m256 acc) {
-    return Finish(w.scales, w.mins, w.d, w.dmin, NibbleSums16(w.lo, w.hi, a), a, acc);
+    return Finish(w.sm, NibbleSums16(w.lo, w.hi, a), a, acc);
   }
-  static __m256 Finish(__m256i scales, __m256i mins, __m256 d, __m256 dmin, __m256i sums,
-                       const uint8_t* a, __m256 acc) {
-    const __m256i s = _mm256_madd_epi16(sums, scales);
-    const __m256i m = _mm256_madd_epi16(mins, LoadV(a + 256));
+  static __m256 Finish(const ScaleMins& sm, __m256i sums, const uint8_t* a, __m256 acc) {
+    const __m256i s = _mm256_madd_epi16(sums, sm.scales);
+    const __m256i m = _mm256_madd_epi16(sm.mins, LoadV(a + 256));
     const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(d, da), acc);
-    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(dmin, da), acc);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sm.d, da), acc);
+    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(sm.dmin, da), acc);
   }
   // Dot for N rows (LayoutGemm: the 4 of a quad): the same operations per row.
   template <int N>
   static void DotN(const uint8_t* step, int /*t*/, const uint8_t* act, __m256 acc[N]) {
     __m256i sums[N];
     NibbleSums16xN<N>(step, 8, act, kActBytes, sums);
-    const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 128));
-    const __m256i scales = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm));
-    const __m256i mins = _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm));
-    const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(LoadUnaligned<int32_t>(step + 144)));
-    const __m256 d = _mm256_broadcastss_ps(dd);
-    const __m256 dmin = _mm256_broadcastss_ps(_mm_movehdup_ps(dd));
-    for (int c = 0; c < N; ++c) {
-      acc[c] = Finish(scales, mins, d, dmin, sums[c], act + c * kActBytes, acc[c]);
-    }
+    const ScaleMins sm = DecodeScaleMins(step);
+    for (int c = 0; c < N; ++c) acc[c] = Finish(sm, sums[c], act + c * kActBytes, acc[c]);
   }
 };
 
@@ -768,34 +758,41 @@ struct Q6_Kx8 {
     std::memcpy(dst + 256, a->bsums, 32);
     _mm256_storeu_ps(reinterpret_cast<float*>(dst + 288), _mm256_set1_ps(a->d));
   }
-  struct W {
-    __m256i q[8];          // D_v
+  struct Scales {
     __m256i sc_lo, sc_hi;  // i16 lanes 2j, 2j + 1: scale j / scale 8 + j
     __m256i scales;        // the 16 scales as i16 (pair with the bsums)
     __m256 d;
+  };
+  static Scales DecodeScales(const uint8_t* step) {
+    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 192));
+    return {_mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc, sc)),
+            _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(sc, sc)), _mm256_cvtepi8_epi16(sc),
+            _mm256_set1_ps(_cvtsh_ss(LoadUnaligned<uint16_t>(step + 208)))};
+  }
+  // D_{4u+m}'s bits 4-5 from high-bit vector h (u): its bits 2m, 2m + 1 → bits 4-5 of each byte.
+  static __m256i HighBits(__m256i h, int m) {
+    return _mm256_and_si256(m == 0   ? _mm256_slli_epi16(h, 4)
+                            : m == 1 ? _mm256_slli_epi16(h, 2)
+                            : m == 2 ? h
+                                     : _mm256_srli_epi16(h, 2),
+                            _mm256_set1_epi8(0x30));
+  }
+  struct W {
+    __m256i q[8];  // D_v
+    Scales sc;
   };
   static W Decode(const uint8_t* step, int /*t*/) {
     W w;
     __m256i lo[4], hi[4];
     DecodeNibbles(step, 8, lo, hi);
-    const __m256i three = _mm256_set1_epi8(0x30);
     for (int u = 0; u < 2; ++u) {
       const __m256i h = LoadV(step + 128 + 32 * u);
-      // Bits 2m, 2m + 1 → bits 4-5 of each byte.
-      const __m256i hb[4] = {_mm256_and_si256(_mm256_slli_epi16(h, 4), three),
-                             _mm256_and_si256(_mm256_slli_epi16(h, 2), three),
-                             _mm256_and_si256(h, three),
-                             _mm256_and_si256(_mm256_srli_epi16(h, 2), three)};
       for (int m = 0; m < 4; ++m) {
         const int v = 4 * u + m;
-        w.q[v] = _mm256_or_si256(v < 4 ? lo[v] : hi[v - 4], hb[m]);
+        w.q[v] = _mm256_or_si256(v < 4 ? lo[v] : hi[v - 4], HighBits(h, m));
       }
     }
-    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 192));
-    w.sc_lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(sc, sc));
-    w.sc_hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(sc, sc));
-    w.scales = _mm256_cvtepi8_epi16(sc);
-    w.d = _mm256_set1_ps(_cvtsh_ss(LoadUnaligned<uint16_t>(step + 208)));
+    w.sc = DecodeScales(step);
     return w;
   }
   // acc + d · d_a · (Σ_j sc_j · Σ (q + 32)·a over sub-block j − 32 · Σ_j sc_j · Σa over j).
@@ -806,22 +803,22 @@ struct Q6_Kx8 {
                               _mm256_maddubs_epi16(w.q[2 * p + 1], LoadV(a + 64 * p + 32)));
     }
     const __m256i s = _mm256_add_epi32(
-        _mm256_add_epi32(_mm256_madd_epi16(t[0], w.sc_lo), _mm256_madd_epi16(t[1], w.sc_lo)),
-        _mm256_add_epi32(_mm256_madd_epi16(t[2], w.sc_hi), _mm256_madd_epi16(t[3], w.sc_hi)));
-    return Finish(w.scales, w.d, s, a, acc);
+        _mm256_add_epi32(_mm256_madd_epi16(t[0], w.sc.sc_lo), _mm256_madd_epi16(t[1], w.sc.sc_lo)),
+        _mm256_add_epi32(_mm256_madd_epi16(t[2], w.sc.sc_hi), _mm256_madd_epi16(t[3], w.sc.sc_hi)));
+    return Finish(w.sc, s, a, acc);
   }
-  static __m256 Finish(__m256i scales, __m256 d, __m256i s, const uint8_t* a, __m256 acc) {
-    const __m256i m = _mm256_madd_epi16(scales, LoadV(a + 256));
+  static __m256 Finish(const Scales& sc, __m256i s, const uint8_t* a, __m256 acc) {
+    const __m256i m = _mm256_madd_epi16(sc.scales, LoadV(a + 256));
     const __m256i total = _mm256_sub_epi32(s, _mm256_slli_epi32(m, 5));
     const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
-    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(total), _mm256_mul_ps(d, da), acc);
+    return _mm256_fmadd_ps(_mm256_cvtepi32_ps(total), _mm256_mul_ps(sc.d, da), acc);
   }
   // Dot for N rows (LayoutGemm: the 4 of a quad): D_{2p}, D_{2p+1} decoded once per pair p and used
   // for the 4 rows; the exact i32 sums equal Dot's.
   template <int N>
   static void DotN(const uint8_t* step, int /*t*/, const uint8_t* act, __m256 acc[N]) {
-    const __m256i mask = _mm256_set1_epi8(0x0f), three = _mm256_set1_epi8(0x30);
-    const __m128i sc = _mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 192));
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+    const Scales sc = DecodeScales(step);
     __m256i s[N];
     for (int c = 0; c < N; ++c) s[c] = _mm256_setzero_si256();
     for (int p = 0; p < 4; ++p) {
@@ -833,14 +830,9 @@ struct Q6_Kx8 {
         const __m256i raw = LoadV(step + 32 * m);
         const __m256i nib = u == 0 ? _mm256_and_si256(raw, mask)
                                    : _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
-        const __m256i hb = m == 0   ? _mm256_slli_epi16(h, 4)
-                           : m == 1 ? _mm256_slli_epi16(h, 2)
-                           : m == 2 ? h
-                                    : _mm256_srli_epi16(h, 2);
-        q[i] = _mm256_or_si256(nib, _mm256_and_si256(hb, three));
+        q[i] = _mm256_or_si256(nib, HighBits(h, m));
       }
-      const __m256i scp =
-          _mm256_cvtepi8_epi16(u == 0 ? _mm_unpacklo_epi8(sc, sc) : _mm_unpackhi_epi8(sc, sc));
+      const __m256i scp = u == 0 ? sc.sc_lo : sc.sc_hi;
       for (int c = 0; c < N; ++c) {
         const uint8_t* a = act + c * kActBytes + 64 * p;
         const __m256i t = _mm256_adds_epi16(_mm256_maddubs_epi16(q[0], LoadV(a)),
@@ -848,9 +840,7 @@ struct Q6_Kx8 {
         s[c] = _mm256_add_epi32(Opaque(s[c]), _mm256_madd_epi16(t, scp));
       }
     }
-    const __m256i scales = _mm256_cvtepi8_epi16(sc);
-    const __m256 d = _mm256_set1_ps(_cvtsh_ss(LoadUnaligned<uint16_t>(step + 208)));
-    for (int c = 0; c < N; ++c) acc[c] = Finish(scales, d, s[c], act + c * kActBytes, acc[c]);
+    for (int c = 0; c < N; ++c) acc[c] = Finish(sc, s[c], act + c * kActBytes, acc[c]);
   }
 };
 
