@@ -19,7 +19,8 @@
 // ATTENTION, STORE_KV); WhyUnsupported; the plug-in entry points below. 2 — GLU's output may
 // share its gate input's storage (core/graph.h InPlaceSource): its kernel must be correct in place.
 // 3 — PrepareWeight (weights repacked at load). 4 — PrepareWeight may make its copy in the
-// background: it takes a `copied` callback; FinishPreparing waits for the copies.
+// background: it takes a `copied` callback; FinishPreparing waits for the copies. 5 — PrepareWeight
+// takes a WeightCopy: tables that GET_ROWS reads too (get_rows) and the part_copied callback.
 #pragma once
 
 #include <cstdint>
@@ -33,7 +34,7 @@
 
 namespace dizuo {
 
-inline constexpr int kBackendApiVersion = 4;
+inline constexpr int kBackendApiVersion = 5;
 
 // What the planner and reports need to know about a device. Unknown figures are 0.
 struct DeviceInfo {
@@ -60,6 +61,22 @@ class Buffer {
   virtual uint64_t size() const = 0;
   // Host address of the first byte, or nullptr when device memory is not host-visible.
   virtual void* host_data() const = 0;
+};
+
+// How the caller of Backend::PrepareWeight reads a weight, and when it may let the memory of the
+// original go (a weight in a file's mapping: its pages are read again from the file if touched).
+struct WeightCopy {
+  // GET_ROWS reads the weight too, as its table: an embedding table that is also the output
+  // layer. The backend then returns a copy only if GET_ROWS can read rows from it as well.
+  bool get_rows = false;
+  // Called once, on any thread, when the copy is complete and no Compute reads the original for it
+  // any more. Not called if the buffer is destroyed before the copy is complete.
+  std::function<void()> copied;
+  // Optional: called on any thread as the copy is made, for each part of the original it has been
+  // made from (byte offset from weight.data, size). Compute may read those bytes until the copy
+  // is complete, so only memory that gives its bytes back when touched again (a file's mapping)
+  // may be let go here; then a large weight and its copy are not both in memory at once.
+  std::function<void(uint64_t offset, uint64_t size)> part_copied;
 };
 
 class Backend {
@@ -98,22 +115,19 @@ class Backend {
   virtual void Synchronize() {}
 
   // Optional, for host-memory backends: weights repacked at load. The model offers each weight
-  // that nodes read only as MATMUL's src[1] once, before computing with it. The backend may
-  // return a buffer that will hold a copy of `weight` in a layout of its own kernels' choosing;
-  // until that buffer is destroyed, Compute reads the copy instead for MATMUL nodes whose weight
-  // has the same data address, type and shape, once the copy is complete. The copy may be made
-  // after PrepareWeight returns (in the background); until it is complete, Compute reads the
-  // original, so the caller keeps the original's bytes as they are. `copied` (may be empty) is
-  // called once, on any thread, when the copy is complete and no Compute reads the original for
-  // it any more: the caller may then let the original's memory pages go (they are read again from
-  // the file when touched). It is not called if the buffer is destroyed before the copy is
-  // complete. The tensor itself is unchanged, so anything else reading it sees its original
-  // bytes; the caller keeps the buffer as long as the weight is used.
-  // nullptr (the default): no copy, the weight is read where it is, and `copied` is not called.
-  virtual std::unique_ptr<Buffer> PrepareWeight(const Tensor& weight,
-                                                std::function<void()> copied = {}) {
+  // that nodes read only as MATMUL's src[1] (or, with options.get_rows, as GET_ROWS' src[0] too)
+  // once, before computing with it. The backend may return a buffer that will hold a copy of
+  // `weight` in a layout of its own kernels' choosing; until that buffer is destroyed, Compute
+  // reads the copy instead for MATMUL nodes whose weight (and, with get_rows, GET_ROWS nodes whose
+  // table) has the same data address, type and shape, once the copy is complete. The copy may be
+  // made after PrepareWeight returns (in the background); until it is complete, Compute reads the
+  // original, so the caller keeps the original's bytes as they are (see WeightCopy for when it
+  // may let their memory go). The tensor itself is unchanged, so anything else reading it sees
+  // its original bytes; the caller keeps the buffer as long as the weight is used.
+  // nullptr (the default): no copy, the weight is read where it is, and no callback is called.
+  virtual std::unique_ptr<Buffer> PrepareWeight(const Tensor& weight, WeightCopy options = {}) {
     (void)weight;
-    (void)copied;
+    (void)options;
     return nullptr;
   }
   // Optional: waits until every copy PrepareWeight started is complete (and its `copied` called).

@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <iostream>
 
@@ -67,12 +68,14 @@ Command AddChat(CLI::App& app) {
   return [opt] {
     if (opt->n_predict < -1) Fail("-n must be >= -1 (-1: no limit), not {}", opt->n_predict);
     const SamplingParams params = ResolveSampling(opt->sampling);
+    const auto start = std::chrono::steady_clock::now();
     auto engine = LoadEngine(opt->model);
     const ChatTemplate chat_template = ChooseTemplate(*engine, opt->chat_template);
     const Tokenizer& tokenizer = engine->tokenizer();
-    fmt::print(stderr, "dizuo: loaded {} ({}) in {:.1f} ms; chat template '{}', seed {}\n",
+    engine->WaitForRepackedWeights();  // reproducible replies, as in `dizuo run`
+    fmt::print(stderr, "dizuo: loaded {} ({}) in {:.1f} ms{}; chat template '{}', seed {}\n",
                opt->model.model, engine->summary().arch, engine->load_seconds() * 1e3,
-               chat_template.name(), params.seed);
+               RepackedText(engine->summary(), start), chat_template.name(), params.seed);
 
     const bool interactive = isatty(STDIN_FILENO);
     Sampler sampler(params);

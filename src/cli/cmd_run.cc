@@ -1,5 +1,6 @@
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 #include <sstream>
@@ -59,12 +60,19 @@ Command AddRun(CLI::App& app) {
     const std::string text =
         opt->prompt_file.empty() ? opt->prompt : ReadTextFile(opt->prompt_file);
 
+    const auto start = std::chrono::steady_clock::now();
     auto engine = LoadEngine(opt->model);
     const Tokenizer& tokenizer = engine->tokenizer();
     const ModelSummary& summary = engine->summary();
-    fmt::print(stderr, "dizuo: loaded {} ({}, {:.1f}M params) on {} with {} threads in {:.1f} ms\n",
+    // The same command gives the same text: every token is computed on the weights' final layouts,
+    // not on whichever copies the background completed in time (their sums differ in float
+    // rounding, which can flip a greedy choice: Gemma 3 270M changed its fourth token).
+    engine->WaitForRepackedWeights();
+    fmt::print(stderr,
+               "dizuo: loaded {} ({}, {:.1f}M params) on {} with {} threads in {:.1f} ms{}\n",
                opt->model.model, summary.arch, summary.n_params / 1e6, engine->profile().selected,
-               ThreadsText(opt->model.threads), engine->load_seconds() * 1e3);
+               ThreadsText(opt->model.threads), engine->load_seconds() * 1e3,
+               RepackedText(summary, start));
 
     const std::vector<TokenId> prompt_tokens = tokenizer.Encode(text, !opt->no_bos, true);
     if (prompt_tokens.empty()) Fail("the prompt is empty (no tokens to start from)");

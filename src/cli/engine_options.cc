@@ -68,6 +68,13 @@ std::unique_ptr<Engine> LoadEngine(const ModelFlags& flags) {
   return Engine::Load(options);
 }
 
+std::string RepackedText(const ModelSummary& summary, std::chrono::steady_clock::time_point start) {
+  if (summary.repacked_tensors == 0) return "";
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
+  return fmt::format(", {} weights repacked by {:.1f} ms", summary.repacked_tensors,
+                     elapsed.count() * 1e3);
+}
+
 std::string ThreadsText(int threads) {
   if (threads > 0) return fmt::format("{}", threads);
   return fmt::format("{} (auto)", std::max(1u, std::thread::hardware_concurrency()));

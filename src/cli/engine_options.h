@@ -32,8 +32,12 @@ struct ModelFlags {
 
 inline constexpr const char* kNoRepackHelp =
     "Read weights where they are in the mapped file: the backend makes no copies of them at load "
-    "(the cpu backend repacks q4_0, q8_0, q4_K and q6_K on AVX-512 CPUs and copies the other "
-    "types as they are); for comparisons";
+    "(the cpu backend repacks q4_0, q8_0, q4_K and q6_K on AVX-512 CPUs, and q5_0 too on AVX2 "
+    "CPUs, and copies the other types as they are); for comparisons";
+
+// ", N weights repacked by T ms" (T from `start`, before the load) once
+// Engine::WaitForRepackedWeights has returned; empty when the backend repacked nothing.
+std::string RepackedText(const ModelSummary& summary, std::chrono::steady_clock::time_point start);
 
 // -m, --backend, --backend-lib, --profile, --threads, -c, --batch, --no-repack.
 void AddModelFlags(CLI::App& app, ModelFlags& flags);

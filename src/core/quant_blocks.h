@@ -79,13 +79,36 @@ struct BlockQ3_K {
 
 // 8 sub-blocks of 32; x = d * sc[j] * q - dmin * m[j], q in 0..15, j = e / 32. Element
 // e = 64*p + 32*n + l (p < 4, n < 2, l < 32) is nibble n of qs[32*p + l]. The 6-bit sc/m pairs are
-// packed in `scales` as described at PackScaleMinK4 in quant_k.cc.
+// packed in `scales` as described at PackScaleMinK4 below.
 struct BlockQ4_K {
   uint16_t d;
   uint16_t dmin;
   uint8_t scales[12];
   uint8_t qs[128];
 };
+
+// Q4_K/Q5_K scale packing: 8 six-bit scales sc and mins m in 12 bytes. For j < 4, bytes j and
+// j + 4 hold sc[j] and m[j] in their low 6 bits; for j >= 4, byte j + 4 holds the low nibbles of
+// sc[j] (low) and m[j] (high), and the top 2 bits of bytes j - 4 and j hold sc[j] >> 4 and
+// m[j] >> 4. Every bit is used, so unpacking and packing again gives the same 12 bytes.
+inline void PackScaleMinK4(const int* sc, const int* m, uint8_t* out) {
+  for (int j = 0; j < 4; ++j) {
+    out[j] = static_cast<uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));
+    out[j + 4] = static_cast<uint8_t>(m[j] | ((m[j + 4] >> 4) << 6));
+    out[j + 8] = static_cast<uint8_t>((sc[j + 4] & 0x0f) | ((m[j + 4] & 0x0f) << 4));
+  }
+}
+
+// The 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes.
+inline void UnpackScaleMinK4(const uint8_t* in, int j, int* sc, int* m) {
+  if (j < 4) {
+    *sc = in[j] & 0x3f;
+    *m = in[j + 4] & 0x3f;
+  } else {
+    *sc = (in[j + 4] & 0x0f) | ((in[j - 4] >> 6) << 4);
+    *m = (in[j + 4] >> 4) | ((in[j] >> 6) << 4);
+  }
+}
 
 // As Q4_K with q in 0..31; bit 4 of element e's q is bit e / 32 of qh[e % 32].
 struct BlockQ5_K {

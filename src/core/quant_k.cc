@@ -230,28 +230,6 @@ SymmetricSuperBlock QuantizeSymmetric(const float* x, int nmax, int code_nmax) {
   return out;
 }
 
-// Q4_K/Q5_K scale packing: 8 six-bit scales sc and mins m in 12 bytes. For j < 4, bytes j and
-// j + 4 hold sc[j] and m[j] in their low 6 bits; for j >= 4, byte j + 4 holds the low nibbles of
-// sc[j] (low) and m[j] (high), and the top 2 bits of bytes j - 4 and j hold sc[j] >> 4 and
-// m[j] >> 4.
-void PackScaleMinK4(const int* sc, const int* m, uint8_t* out) {
-  for (int j = 0; j < 4; ++j) {
-    out[j] = static_cast<uint8_t>(sc[j] | ((sc[j + 4] >> 4) << 6));
-    out[j + 4] = static_cast<uint8_t>(m[j] | ((m[j + 4] >> 4) << 6));
-    out[j + 8] = static_cast<uint8_t>((sc[j + 4] & 0x0f) | ((m[j + 4] & 0x0f) << 4));
-  }
-}
-
-void UnpackScaleMinK4(const uint8_t* in, int j, int* sc, int* m) {
-  if (j < 4) {
-    *sc = in[j] & 0x3f;
-    *m = in[j + 4] & 0x3f;
-  } else {
-    *sc = (in[j + 4] & 0x0f) | ((in[j - 4] >> 6) << 4);
-    *m = (in[j + 4] >> 4) | ((in[j] >> 6) << 4);
-  }
-}
-
 // Q3_K 6-bit scale j: low nibble in nibble j / 8 of byte j % 8, top 2 bits at bit 2 * (j / 4)
 // of byte 8 + j % 4.
 int UnpackScaleQ3_K(const uint8_t* in, int j) {

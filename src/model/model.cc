@@ -106,25 +106,36 @@ std::unique_ptr<Model> Model::Load(const gguf::File& file, Backend& backend, boo
     m->weight_bytes_ += info.nbytes;
   }
 
-  // Weights repacked at load: every weight the graph reads only as a MATMUL weight (not the
-  // embedding table when the output layer shares it: GET_ROWS reads that one too).
+  // Weights repacked at load: every weight the graph reads only as a MATMUL weight, and the
+  // embedding table when the output layer shares it (GET_ROWS reads it too, and then its copy).
   if (repack_weights && backend.device().host_memory) {
-    std::vector<Tensor*> matmul_only;
+    struct Offer {
+      Tensor* tensor;
+      bool get_rows;
+    };
+    std::vector<Offer> offers;
     for (const LayerWeights& l : w.layers) {
       for (Tensor* t : {l.wq, l.wk, l.wv, l.wo, l.ffn_gate, l.ffn_up, l.ffn_down}) {
-        matmul_only.push_back(t);
+        offers.push_back({t, false});
       }
     }
-    if (w.output != w.tok_embd) matmul_only.push_back(w.output);
-    // Largest first: while a weight is copied its file pages are resident too, and the fewer
-    // copies exist by then, the lower that peak (llama 1b: the 35 MiB output layer).
-    std::stable_sort(matmul_only.begin(), matmul_only.end(),
-                     [](const Tensor* a, const Tensor* b) { return a->bytes() > b->bytes(); });
-    for (Tensor* t : matmul_only) {
-      // The copy may complete after Load returns (in the background); its file pages are let go
-      // once it has.
+    offers.push_back({w.output, w.output == w.tok_embd});
+    // Largest first: the fewer copies exist while the largest is made, the lower the peak.
+    std::stable_sort(offers.begin(), offers.end(), [](const Offer& a, const Offer& b) {
+      return a.tensor->bytes() > b.tensor->bytes();
+    });
+    for (const Offer& offer : offers) {
+      const Tensor* t = offer.tensor;
+      // The copy may complete after Load returns (in the background). The file pages of each
+      // part are let go as it is copied (they are read back from the file if a forward pass
+      // reads the original before the copy is complete), and all of them once it is.
+      const auto* data = static_cast<const char*>(t->data);
       std::unique_ptr<Buffer> copy = backend.PrepareWeight(
-          *t, [&file, data = t->data, bytes = t->bytes()] { file.ReleasePages(data, bytes); });
+          *t, {.get_rows = offer.get_rows,
+               .copied = [&file, data, bytes = t->bytes()] { file.ReleasePages(data, bytes); },
+               .part_copied = [&file, data](
+                                  uint64_t offset,
+                                  uint64_t size) { file.ReleasePages(data + offset, size); }});
       if (copy == nullptr) continue;
       m->repacked_bytes_ += t->bytes();
       m->repacked_.push_back(std::move(copy));

@@ -63,8 +63,9 @@ class Model {
   // Reads the configuration of `file` and binds its weights for `backend`: zero-copy views into
   // the file's mapping for host-memory backends, otherwise one device buffer filled by Upload.
   // `file` must outlive the model. With `repack_weights`, a host-memory backend is offered every
-  // weight that only MATMUL reads (Backend::PrepareWeight); the pages of those it copies into its
-  // own layout are released from the file's mapping, so the copies take their place in memory.
+  // weight that only MATMUL reads, and an embedding table the output layer shares (for MATMUL and
+  // GET_ROWS) (Backend::PrepareWeight); the pages of those it copies into its own layout are
+  // released from the file's mapping as they are copied, so the copies take their place in memory.
   // Throws dizuo::Error for an unsupported architecture and for a missing or mis-shaped tensor.
   static std::unique_ptr<Model> Load(const gguf::File& file, Backend& backend,
                                      bool repack_weights = true);

@@ -1,9 +1,10 @@
 // Weights repacked at load (Backend::PrepareWeight) through the whole engine: synthetic q4_0, q8_0,
-// q4_K, q6_K and f16 llamas run with and without repacking (EngineOptions::repack_weights). Prompt
-// logits must be bit-identical where the layout has a prompt GEMM of its own (it runs the file
-// layout's operations), other logits equal up to float summation order (bounds below); the copies
-// are counted, and only the selected backend makes them (one test per model: ctest runs each test
-// in a process of its own, and the 125m model takes seconds to write).
+// q4_K, q6_K and f16 llamas, and a q8_0 Gemma 3 whose tied embedding table GET_ROWS reads from the
+// copy too, run with and without repacking (EngineOptions::repack_weights). Prompt logits must be
+// bit-identical where the layout has a prompt GEMM of its own (it runs the file layout's
+// operations), other logits equal up to float summation order (bounds below); the copies are
+// counted, and only the selected backend makes them (one test per model: ctest runs each test in a
+// process of its own, and the 125m model takes seconds to write).
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -21,6 +22,8 @@ namespace dizuo {
 namespace {
 
 struct RepackCase {
+  const char* name;
+  const char* arch;
   const char* type;
   const char* preset;
   DType weight_type;
@@ -55,9 +58,10 @@ class RepackTest : public ::testing::TestWithParam<RepackCase> {
  protected:
   void SetUp() override {
     path_ = (std::filesystem::temp_directory_path() /
-             ("dizuo-repack-test-" + std::to_string(::getpid()) + "-" + GetParam().type + ".gguf"))
+             ("dizuo-repack-test-" + std::to_string(::getpid()) + "-" + GetParam().name + ".gguf"))
                 .string();
     SyntheticOptions o;
+    o.arch = GetParam().arch;
     o.preset = GetParam().preset;
     o.type = GetParam().type;
     o.seed = 5;
@@ -99,7 +103,11 @@ TEST_P(RepackTest, RepackedModelMatchesTheFileLayout) {
   const cpu::RepackFns& fns = cpu::SelectKernels().repacked[static_cast<size_t>(c.weight_type)];
   const bool has_layout = fns.repack != nullptr;
   const auto takes = [&](int64_t k) { return has_layout && fns.row_bytes(k) > 0 ? 1 : 0; };
-  const int expected = c.layers * (6 * takes(c.embd) + takes(c.ff)) + takes(c.embd);
+  // Gemma 3's output layer is its embedding table (tied), which GET_ROWS reads too: copied where
+  // the layout can give GET_ROWS its rows back (unpack_row).
+  const bool tied = std::string_view(c.arch) == "gemma3";
+  const int output = tied && fns.unpack_row == nullptr ? 0 : takes(c.embd);
+  const int expected = c.layers * (6 * takes(c.embd) + takes(c.ff)) + output;
   // The reference backend keeps weights as they are; the CPU fallback it would use makes no
   // copies either.
   EXPECT_EQ(Load(true, "reference")->summary().repacked_tensors, 0);
@@ -133,12 +141,14 @@ TEST_P(RepackTest, RepackedModelMatchesTheFileLayout) {
 
 INSTANTIATE_TEST_SUITE_P(
     Types, RepackTest,
-    ::testing::Values(RepackCase{"q4_0", "tiny", DType::Q4_0, 4, 256, 768, 1e-9, 0},
-                      RepackCase{"q8_0", "tiny", DType::Q8_0, 4, 256, 768, 1e-9, 0},
-                      RepackCase{"q4_k", "125m", DType::Q4_K, 12, 768, 3072, 2e-3, 0},
-                      RepackCase{"q6_k", "tiny", DType::Q6_K, 4, 256, 768, 2e-3, 2e-3},
-                      RepackCase{"f16", "tiny", DType::F16, 4, 256, 768, 0, 0}),
-    [](const auto& info) { return std::string(info.param.type); });
+    ::testing::Values(
+        RepackCase{"q4_0", "llama", "q4_0", "tiny", DType::Q4_0, 4, 256, 768, 1e-9, 0},
+        RepackCase{"q8_0", "llama", "q8_0", "tiny", DType::Q8_0, 4, 256, 768, 1e-9, 0},
+        RepackCase{"q4_k", "llama", "q4_k", "125m", DType::Q4_K, 12, 768, 3072, 2e-3, 0},
+        RepackCase{"q6_k", "llama", "q6_k", "tiny", DType::Q6_K, 4, 256, 768, 2e-3, 2e-3},
+        RepackCase{"f16", "llama", "f16", "tiny", DType::F16, 4, 256, 768, 0, 0},
+        RepackCase{"gemma3_q8_0", "gemma3", "q8_0", "tiny", DType::Q8_0, 6, 256, 768, 1e-9, 0}),
+    [](const auto& info) { return std::string(info.param.name); });
 
 }  // namespace
 }  // namespace dizuo

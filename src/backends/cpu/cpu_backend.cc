@@ -35,6 +35,8 @@ ScratchNeeds ScratchFor(const Node& node, const RepackedWeight* weight) {
   switch (node.op) {
     case Op::kMatMul:
       return MatMulScratch(node, weight);
+    case Op::kGetRows:  // a repacked table's row is unpacked into the thread's scratch
+      return {.thread_floats = weight == nullptr ? 0 : (node.src[0]->nb[1] + 3) / 4};
     case Op::kRope:
       return RopeScratch(node);
     case Op::kAttention:
@@ -256,13 +258,12 @@ class CpuBackend final : public Backend {
   // file's layout until each copy is complete: making the copies is bound by the kernel zeroing
   // their fresh pages (74% of a 1-thread load of llama 1b Q4_0 on a 2-vCPU EPYC VM; 0.4-1.3 s
   // for the 608 MiB of llama 1b Q4_K_M).
-  std::unique_ptr<Buffer> PrepareWeight(const Tensor& weight,
-                                        std::function<void()> copied) override {
+  std::unique_ptr<Buffer> PrepareWeight(const Tensor& weight, WeightCopy options) override {
     const RepackFns& fns = kernels_.repacked[static_cast<size_t>(weight.type)];
-    if (fns.repack == nullptr || weight.data == nullptr || !weight.contiguous() ||
-        weight.ne[2] != 1 || weight.ne[3] != 1 || weight.elements() == 0 ||
-        weight.ne[0] % Traits(weight.type).block_size != 0 || fns.row_bytes(weight.ne[0]) == 0 ||
-        repacked_.count(weight.data) != 0) {
+    if (fns.repack == nullptr || (options.get_rows && fns.unpack_row == nullptr) ||
+        weight.data == nullptr || !weight.contiguous() || weight.ne[2] != 1 || weight.ne[3] != 1 ||
+        weight.elements() == 0 || weight.ne[0] % Traits(weight.type).block_size != 0 ||
+        fns.row_bytes(weight.ne[0]) == 0 || repacked_.count(weight.data) != 0) {
       return nullptr;
     }
     std::unique_ptr<RepackedBuffer> buffer;
@@ -272,9 +273,11 @@ class CpuBackend final : public Backend {
       return nullptr;  // no memory for a copy: the weight is read where it is, as without one
     }
     std::lock_guard lock(mutex_);
-    repacked_[weight.data] = {buffer.get(), weight.type, weight.ne[0], weight.ne[1], false};
+    repacked_[weight.data] = {buffer.get(), weight.type,      weight.ne[0],
+                              weight.ne[1], options.get_rows, false};
     jobs_.push_back({weight.data, buffer.get(), static_cast<const uint8_t*>(weight.data),
-                     weight.nb[1], weight.ne[0], weight.ne[1], &fns, std::move(copied)});
+                     weight.nb[1], weight.ne[0], weight.ne[1], &fns, std::move(options.copied),
+                     std::move(options.part_copied)});
     if (!worker_.joinable()) {
       worker_ = std::jthread([this] {
         LowerThreadPriority();
@@ -322,18 +325,20 @@ class CpuBackend final : public Backend {
 
   void Compute(std::span<const Node> nodes) override {
     if (nodes.empty()) return;
-    // MATMUL weights this backend repacked at load are read from their copies once complete.
-    // Copies completing during this Compute are used from the next one on; their `copied`
-    // callbacks wait for this one's end (it may still read their originals).
+    // MATMUL weights (and GET_ROWS tables) this backend repacked at load are read from their
+    // copies once complete. Copies completing during this Compute are used from the next one on;
+    // their `copied` callbacks wait for this one's end (it may still read their originals).
     std::vector<const RepackedWeight*> weights(nodes.size());
     {
       std::lock_guard lock(mutex_);
       computing_ = true;
       for (size_t i = 0; i < nodes.size() && !repacked_.empty(); ++i) {
-        if (nodes[i].op != Op::kMatMul) continue;
-        const Tensor& w = *nodes[i].src[1];
+        const bool get_rows = nodes[i].op == Op::kGetRows;
+        if (nodes[i].op != Op::kMatMul && !get_rows) continue;
+        const Tensor& w = *nodes[i].src[get_rows ? 0 : 1];
         const auto it = repacked_.find(w.data);
-        if (it != repacked_.end() && it->second.ready && it->second.Matches(w)) {
+        if (it != repacked_.end() && it->second.ready && (!get_rows || it->second.get_rows) &&
+            it->second.Matches(w)) {
           weights[i] = &it->second.copy->view();
         }
       }
@@ -398,7 +403,8 @@ class CpuBackend final : public Backend {
     const RepackedBuffer* copy;
     DType type;
     int64_t ne0, ne1;
-    bool ready;  // the copy is complete (guarded by mutex_)
+    bool get_rows;  // GET_ROWS reads the copy too (WeightCopy::get_rows)
+    bool ready;     // the copy is complete (guarded by mutex_)
     bool Matches(const Tensor& w) const {
       return w.type == type && w.ne[0] == ne0 && w.ne[1] == ne1 && w.ne[2] == 1 && w.ne[3] == 1 &&
              w.contiguous();
@@ -414,6 +420,7 @@ class CpuBackend final : public Backend {
     int64_t k, rows;
     const RepackFns* fns;
     std::function<void()> copied;
+    std::function<void(uint64_t, uint64_t)> part_copied;
   };
 
   // The worker thread: copies the queued weights in order until the backend is destroyed.
@@ -492,14 +499,26 @@ class CpuBackend final : public Backend {
     // `cancel`) stops within one step instead of finishing first: at exit after a short run the
     // wait for a 54 MB copy in progress was most of the 0.5 s the repack added.
     constexpr int64_t kCopyRows = 64;
+    // part_copied is told of the copied rows' source bytes in pieces of about kPartBytes (and at
+    // the end of each thread's rows): each call is a madvise for the model.
+    constexpr uint64_t kPartBytes = uint64_t{1} << 20;
     auto part = [&](int ith, int nth) {
       int64_t begin, end;
       SplitRange(job.rows, ith, nth, &begin, &end);
+      int64_t told = begin;  // rows before this one were passed to part_copied
       for (int64_t r = begin; r < end && !cancel.load(std::memory_order_relaxed); r += kCopyRows) {
         if (gated) WaitWhileComputing(cancel);
         const int64_t rows = std::min(kCopyRows, end - r);
         job.fns->repack(job.k, job.src + r * job.src_stride, job.src_stride, rows,
                         dst + r * stride);
+        const int64_t copied_end = r + rows;
+        if (job.part_copied &&
+            (copied_end == end ||
+             static_cast<uint64_t>(copied_end - told) * job.src_stride >= kPartBytes)) {
+          job.part_copied(static_cast<uint64_t>(told) * job.src_stride,
+                          static_cast<uint64_t>(copied_end - told) * job.src_stride);
+          told = copied_end;
+        }
       }
     };
     constexpr int kMaxCopyThreads = 16;

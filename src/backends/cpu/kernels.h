@@ -82,6 +82,11 @@ struct RepackFns {
   // takes that instead of the converted row, with the same results.
   size_t (*gemv_act_bytes)(int64_t k) = nullptr;
   void (*gemv_act)(int64_t k, const void* a, void* dst) = nullptr;
+  // Optional: one row of k elements at src (in this layout) back in the file's layout at dst (the
+  // file's row bytes), byte for byte the row `repack` read. GET_ROWS reads the rows of an
+  // embedding table's copy with it (Backend::PrepareWeight with get_rows); layouts without it are
+  // not given tables that GET_ROWS reads.
+  void (*unpack_row)(int64_t k, const void* src, void* dst) = nullptr;
 };
 
 // ATTENTION (core/graph.h) with f16 K and V caches and no softcap, for the query rows of

@@ -318,7 +318,8 @@ RepackFns LayoutFns(const char* name) {
           LayoutGemv<L>,
           {QuadBytes<L>, PackQuad<L>, LayoutGemm<L>},
           PreparedBytes<L>,
-          Prepare<L>};
+          Prepare<L>,
+          L::UnpackRow};
 }
 
 // ---- legacy 32-blocks: q4_0x8, q5_0x8, q8_0x8 --------------------------------------------------
@@ -368,6 +369,20 @@ struct LegacyX8 {
       }
     }
   }
+  // The inverse of RepackWith for one row: read(group, t, l, &block) reads block l of a group of t.
+  template <typename Block, typename Read>
+  static void UnpackWith(int64_t k, const void* src, void* dst, Read read) {
+    const int64_t nb = k / 32;
+    const auto* row = static_cast<const uint8_t*>(src);
+    for (int64_t g = 0; 8 * g < nb; ++g) {
+      const int t = static_cast<int>(std::min<int64_t>(8, nb - 8 * g));
+      for (int l = 0; l < t; ++l) {
+        Block blk;
+        read(row + kStepBytes * g, t, l, &blk);
+        std::memcpy(static_cast<uint8_t*>(dst) + (8 * g + l) * sizeof(Block), &blk, sizeof(Block));
+      }
+    }
+  }
   static __m256 Scales(const uint8_t* step, int t) {
     return LoadScales(step + 4 * t * kVectors, t);
   }
@@ -390,6 +405,12 @@ struct Q4_0x8 : LegacyX8<18, 4> {
                             }
                             std::memcpy(group + 16 * t + 2 * l, &blk.d, 2);
                           });
+  }
+  static void UnpackRow(int64_t k, const void* src, void* dst) {
+    UnpackWith<BlockQ4_0>(k, src, dst, [](const uint8_t* group, int t, int l, BlockQ4_0* blk) {
+      for (int v = 0; v < 4; ++v) std::memcpy(blk->qs + 4 * v, group + 4 * t * v + 4 * l, 4);
+      std::memcpy(&blk->d, group + 16 * t + 2 * l, 2);
+    });
   }
   static void PrepAct(const uint8_t* row, int64_t s, int t, uint8_t* dst) {
     PrepOffsetAct<3>(row, s, t, dst);
@@ -444,6 +465,21 @@ struct Q5_0x8 : LegacyX8<22, 5> {
                             }
                             std::memcpy(group + 20 * t + 2 * l, &blk.d, 2);
                           });
+  }
+  static void UnpackRow(int64_t k, const void* src, void* dst) {
+    UnpackWith<BlockQ5_0>(k, src, dst, [](const uint8_t* group, int t, int l, BlockQ5_0* blk) {
+      for (int v = 0; v < 4; ++v) std::memcpy(blk->qs + 4 * v, group + 4 * t * v + 4 * l, 4);
+      uint32_t qh = 0;
+      for (int i = 0; i < 4; ++i) {
+        const int bits = group[16 * t + 4 * l + i];
+        for (int m = 0; m < 8; ++m) {
+          const int e = m < 4 ? 4 * m + i : 16 + 4 * (m - 4) + i;
+          qh |= static_cast<uint32_t>((bits >> m) & 1) << e;
+        }
+      }
+      std::memcpy(blk->qh, &qh, 4);
+      std::memcpy(&blk->d, group + 20 * t + 2 * l, 2);
+    });
   }
   static void PrepAct(const uint8_t* row, int64_t s, int t, uint8_t* dst) {
     PrepOffsetAct<4>(row, s, t, dst);
@@ -535,6 +571,14 @@ struct Q8_0x8 : LegacyX8<34, 8> {
                             }
                             std::memcpy(group + 32 * t + 2 * l, &blk.d, 2);
                           });
+  }
+  static void UnpackRow(int64_t k, const void* src, void* dst) {
+    UnpackWith<BlockQ8_0>(k, src, dst, [](const uint8_t* group, int t, int l, BlockQ8_0* blk) {
+      for (int v = 0; v < 8; ++v) {
+        std::memcpy(blk->qs + (v < 4 ? 4 * v : 16 + 4 * (v - 4)), group + 4 * t * v + 4 * l, 4);
+      }
+      std::memcpy(&blk->d, group + 32 * t + 2 * l, 2);
+    });
   }
   static void PrepAct(const uint8_t* row, int64_t s, int t, uint8_t* dst) {
     PrepLegacyBlocks(row, s, t, dst, 256);
@@ -636,6 +680,31 @@ struct Q4_Kx8 {
         std::memcpy(step + 144, &blk.d, 2);
         std::memcpy(step + 146, &blk.dmin, 2);
       }
+    }
+  }
+  static void UnpackRow(int64_t k, const void* src, void* dst) {
+    for (int64_t i = 0; i < Steps<Q4_Kx8>(k); ++i) {
+      const uint8_t* step = static_cast<const uint8_t*>(src) + kStepBytes * i;
+      BlockQ4_K blk{};
+      int sc[8], mn[8];
+      for (int j = 0; j < 8; ++j) {
+        // Step byte 32v + 4j + i4 holds elements 4v + i4 (low) and 16 + 4v + i4 (high) of
+        // sub-block j; element e of sub-block j is nibble (j % 2) of qs[32·(j / 2) + e].
+        for (int v = 0; v < 4; ++v) {
+          for (int i4 = 0; i4 < 4; ++i4) {
+            const int byte = step[32 * v + 4 * j + i4];
+            const int shift = 4 * (j % 2);
+            blk.qs[32 * (j / 2) + 4 * v + i4] |= static_cast<uint8_t>((byte & 0x0f) << shift);
+            blk.qs[32 * (j / 2) + 16 + 4 * v + i4] |= static_cast<uint8_t>((byte >> 4) << shift);
+          }
+        }
+        sc[j] = step[128 + j];
+        mn[j] = step[136 + j];
+      }
+      PackScaleMinK4(sc, mn, blk.scales);
+      std::memcpy(&blk.d, step + 144, 2);
+      std::memcpy(&blk.dmin, step + 146, 2);
+      std::memcpy(static_cast<uint8_t*>(dst) + i * sizeof(BlockQ4_K), &blk, sizeof(BlockQ4_K));
     }
   }
   static void PrepAct(const uint8_t* row, int64_t s, int /*t*/, uint8_t* dst) {
@@ -744,6 +813,38 @@ struct Q6_Kx8 {
         std::memcpy(step + 192, blk.scales, 16);
         std::memcpy(step + 208, &blk.d, 2);
       }
+    }
+  }
+  static void UnpackRow(int64_t k, const void* src, void* dst) {
+    for (int64_t i = 0; i < Steps<Q6_Kx8>(k); ++i) {
+      const uint8_t* step = static_cast<const uint8_t*>(src) + kStepBytes * i;
+      uint8_t d[8][32];  // the decoded vectors D_v, as Repack made them
+      for (int t = 0; t < 4; ++t) {
+        for (int x = 0; x < 32; ++x) {
+          d[t][x] = step[32 * t + x] & 0x0f;
+          d[t + 4][x] = step[32 * t + x] >> 4;
+        }
+      }
+      for (int u = 0; u < 2; ++u) {
+        for (int x = 0; x < 32; ++x) {
+          const int bits = step[128 + 32 * u + x];
+          for (int m = 0; m < 4; ++m) d[4 * u + m][x] |= ((bits >> (2 * m)) & 0x03) << 4;
+        }
+      }
+      BlockQ6_K blk{};
+      for (int v = 0; v < 8; ++v) {
+        for (int j = 0; j < 8; ++j) {
+          for (int b4 = 0; b4 < 4; ++b4) {
+            const int e = 16 * (j + 8 * (v / 4)) + 4 * (v % 4) + b4, q = d[v][4 * j + b4];
+            const int h = e / 128, c = (e % 128) / 32, l = e % 32;
+            blk.ql[64 * h + 32 * (c % 2) + l] |= static_cast<uint8_t>((q & 0x0f) << (4 * (c / 2)));
+            blk.qh[32 * h + l] |= static_cast<uint8_t>((q >> 4) << (2 * c));
+          }
+        }
+      }
+      std::memcpy(blk.scales, step + 192, 16);
+      std::memcpy(&blk.d, step + 208, 2);
+      std::memcpy(static_cast<uint8_t*>(dst) + i * sizeof(BlockQ6_K), &blk, sizeof(BlockQ6_K));
     }
   }
   static void PrepAct(const uint8_t* row, int64_t s, int /*t*/, uint8_t* dst) {

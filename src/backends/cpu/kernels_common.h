@@ -6,17 +6,6 @@
 
 namespace dizuo::cpu {
 
-// Q4_K/Q5_K: the 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes.
-inline void UnpackScaleMinK4(const uint8_t* s, int j, int* sc, int* m) {
-  if (j < 4) {
-    *sc = s[j] & 0x3f;
-    *m = s[j + 4] & 0x3f;
-  } else {
-    *sc = (s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4);
-    *m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-}
-
 // Q3_K: the signed scale (s - 32) of sub-block j (0..15).
 inline int ScaleQ3_K(const uint8_t* s, int j) {
   const int low = (s[j % 8] >> (4 * (j / 8))) & 0x0f;

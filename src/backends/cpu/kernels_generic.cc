@@ -332,16 +332,22 @@ void CopyFileRows(int64_t k, const void* src, size_t src_stride, int64_t rows, v
   }
 }
 
+template <DType T>
+void CopyFileRow(int64_t k, const void* src, void* dst) {
+  std::memcpy(dst, src, FileRowBytes<T>(k));
+}
+
 struct FileCopy {
   DType type;
   const char* name;
   size_t (*row_bytes)(int64_t);
   void (*repack)(int64_t, const void*, size_t, int64_t, void*);
+  void (*unpack_row)(int64_t, const void*, void*);
 };
 
 template <DType T>
 constexpr FileCopy MakeFileCopy(const char* name) {
-  return {T, name, FileRowBytes<T>, CopyFileRows<T>};
+  return {T, name, FileRowBytes<T>, CopyFileRows<T>, CopyFileRow<T>};
 }
 
 constexpr FileCopy kFileCopies[] = {
@@ -364,6 +370,7 @@ void AddFileLayoutCopies(Kernels* k) {
     f.name = copy.name;
     f.row_bytes = copy.row_bytes;
     f.repack = copy.repack;
+    f.unpack_row = copy.unpack_row;
     f.dot = k->dot[slot];
     f.gemv = k->gemv[slot];
     f.gemm = k->gemm[slot];

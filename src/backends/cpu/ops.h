@@ -43,7 +43,7 @@ struct OpContext {
   float* thread_scratch = nullptr;          // this thread's own area
   std::atomic<int64_t>* counter = nullptr;  // zero at the start of the node; for dynamic splits
   WorkCounter* owned = nullptr;             // nth counters, zero at the start of the node
-  const RepackedWeight* weight = nullptr;   // MATMUL: its weight's repacked copy, if it has one
+  const RepackedWeight* weight = nullptr;   // MATMUL's weight or GET_ROWS' table's repacked copy
   void Barrier() const { pool->Barrier(); }
 
   // Calls f(begin, end) on chunks of at most `chunk` of the items [0, n). Each thread owns a
@@ -71,7 +71,7 @@ struct ScratchNeeds {
   size_t shared_bytes = 0;
   size_t thread_floats = 0;
 };
-// weight: a MATMUL's repacked weight, if it has one.
+// weight: a MATMUL's weight's or a GET_ROWS' table's repacked copy, if it has one.
 ScratchNeeds ScratchFor(const Node& node, const RepackedWeight* weight = nullptr);
 
 // Address of row `r` of `t` (rows numbered over ne[1], ne[2], ne[3] in that order).
