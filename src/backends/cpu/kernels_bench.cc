@@ -180,13 +180,19 @@ BENCHMARK(BM_GemvDram)
     ->Unit(benchmark::kMillisecond)
     ->UseRealTime();
 
-// Generation (M = 1, 1 thread) on a weight that stays in L2 (2048 × 192: 216 KB in q4_0, 408 KB
-// in q8_0; f16's 786 KB spills to L3) and is read again on every call: the kernels' speed without
-// DRAM, against BM_GemvDram's speed from DRAM. Types as BM_Repack (0-4), in the backend's copy.
+// Generation (M = 1, 1 thread) on a weight that stays in L2 (k × 192·2048/k: 216 KB in q4_0,
+// 408 KB in q8_0; f16's 786 KB spills to L3) and is read again on every call: the kernels' speed
+// without DRAM, against BM_GemvDram's speed from DRAM. Types as BM_Repack (0-4), in the backend's
+// copy; rows of 2048 and of Gemma 3's 640 (the same bytes in 3.2 times as many rows: the cost of
+// each row's start and end).
 void BM_GemvL2(benchmark::State& state) {
-  RunMatMul(state, kTypes[state.range(0)], 2048, 192, 1, 1, /*repack=*/true);
+  const int64_t k = state.range(1);
+  RunMatMul(state, kTypes[state.range(0)], k, 192 * 2048 / k, 1, 1, /*repack=*/true);
 }
-BENCHMARK(BM_GemvL2)->DenseRange(0, 4)->ArgName("type")->UseRealTime();
+BENCHMARK(BM_GemvL2)
+    ->ArgsProduct({benchmark::CreateDenseRange(0, 4, 1), {2048, 640}})
+    ->ArgNames({"type", "k"})
+    ->UseRealTime();
 
 // The f16 attention kernel of one KV head at generation (query rows = the KV group: 1 for the
 // 125M llama, 4 for llama 1b and Gemma 3), head size d, nc visible cells, 1 thread. Reports the
