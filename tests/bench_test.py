@@ -178,6 +178,16 @@ def test_not_a_gguf_fails_clearly(tmp_path):
     assert "error" in r.stderr
 
 
+def test_compare_llamacpp_names_a_missing_model(tmp_path):
+    """--models names a file that is not there: a clear error before any measurement."""
+    missing = tmp_path / "nope.gguf"
+    r = subprocess.run([str(ROOT / "bench" / "compare-llamacpp"), "--dizuo", BIN, "--models",
+                        f"{STORIES},{missing}"], capture_output=True, text=True, timeout=60)
+    assert r.returncode != 0
+    assert f"no such file: {missing}" in r.stderr
+    assert "measuring memory bandwidth" not in r.stderr
+
+
 def test_compare_llamacpp_on_stories(tmp_path):
     """bench/compare-llamacpp end to end on stories260K (needs llama-cpp-python)."""
     pytest.importorskip("llama_cpp")
