@@ -197,6 +197,7 @@ def test_compare_llamacpp_on_stories(tmp_path):
                         "--bandwidth-mib", "32", "--json", str(out)],
                        capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stderr
+    assert "stories260K: read into the page cache in" in r.stderr
     assert "| model | threads | test | dizuo t/s | llama.cpp t/s |" in r.stdout
     data = json.loads(out.read_text())
     table = data["table"]
