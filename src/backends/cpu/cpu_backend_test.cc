@@ -120,6 +120,20 @@ TEST_F(CpuVsReference, MatMulLlama1bShapes) {
   }
 }
 
+// n rows of k uniform values in [-1, 1] quantized to `type`, row after row.
+std::vector<uint8_t> RandomWeights(DType type, int64_t k, int64_t n, uint32_t seed) {
+  const uint64_t row = *RowBytes(type, static_cast<uint64_t>(k));
+  std::vector<float> wf(static_cast<size_t>(k));
+  std::mt19937 rng(seed);
+  std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+  std::vector<uint8_t> wq(row * static_cast<size_t>(n));
+  for (int64_t r = 0; r < n; ++r) {
+    for (float& v : wf) v = dist(rng);
+    QuantizeRow(type, wf.data(), wq.data() + r * row, k);
+  }
+  return wq;
+}
+
 // Weights repacked at load (Backend::PrepareWeight): once the backend holds a copy, MATMUL reads
 // the copy (the original's bytes are wiped here to prove it), matches the reference for
 // generation, small batches and prompt batches, does not depend on the thread count, and goes
@@ -132,13 +146,9 @@ TEST_F(CpuVsReference, RepackedWeightsAreReadFromTheirCopy) {
   for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
     for (const Shape shape : {Shape{768, 100}, Shape{2048, 36}}) {
       const int64_t k = shape.k, n = shape.n;
-      const uint64_t row = *RowBytes(type, static_cast<uint64_t>(k));
-      std::vector<float> wf(static_cast<size_t>(k * n));
-      std::mt19937 rng(7);
+      const std::vector<uint8_t> wq = RandomWeights(type, k, n, 7);
+      std::mt19937 rng(8);
       std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-      for (float& v : wf) v = dist(rng);
-      std::vector<uint8_t> wq(row * static_cast<size_t>(n));
-      for (int64_t r = 0; r < n; ++r) QuantizeRow(type, wf.data() + r * k, wq.data() + r * row, k);
       for (int64_t m : {1, 3, 9, 70}) {
         Graph graph;
         Tensor* x = graph.NewInput(DType::F32, {k, m}, "x");
@@ -213,13 +223,9 @@ TEST_F(CpuVsReference, CopiedEmbeddingTablesServeGetRows) {
     // Gemma 3's width (a partial group of 32-blocks in each row), 3 super-blocks for k-quants.
     const int64_t k = Traits(type).block_size == 256 ? 768 : 640, n = 3000;
     if (fns.repack == nullptr || fns.row_bytes(k) == 0) continue;
-    const uint64_t row = *RowBytes(type, static_cast<uint64_t>(k));
-    std::vector<float> wf(static_cast<size_t>(k * n));
-    std::mt19937 rng(5);
+    const std::vector<uint8_t> wq = RandomWeights(type, k, n, 5);
+    std::mt19937 rng(6);
     std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    for (float& v : wf) v = dist(rng);
-    std::vector<uint8_t> wq(row * static_cast<size_t>(n));
-    for (int64_t r = 0; r < n; ++r) QuantizeRow(type, wf.data() + r * k, wq.data() + r * row, k);
     std::vector<int32_t> ids = {0, 2999, 17, 17, 1024, 5};
     Graph graph;
     Tensor* id = graph.NewInput(DType::I32, {static_cast<int64_t>(ids.size())}, "ids");
@@ -294,15 +300,11 @@ TEST_F(CpuVsReference, RepackedCopiesAreMadeInTheBackground) {
   }
   constexpr int64_t k = 2048, n = 512;
   constexpr int kWeights = 12;
-  const uint64_t row = *RowBytes(type, static_cast<uint64_t>(k));
-  std::mt19937 rng(11);
+  std::vector<std::vector<uint8_t>> wq;
+  for (int i = 0; i < kWeights; ++i) wq.push_back(RandomWeights(type, k, n, 11 + i));
+  std::mt19937 rng(10);
   std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-  std::vector<float> wf(static_cast<size_t>(k * n)), xs(static_cast<size_t>(k));
-  std::vector<std::vector<uint8_t>> wq(kWeights, std::vector<uint8_t>(row * n));
-  for (auto& w : wq) {
-    for (float& v : wf) v = dist(rng);
-    for (int64_t r = 0; r < n; ++r) QuantizeRow(type, wf.data() + r * k, w.data() + r * row, k);
-  }
+  std::vector<float> xs(static_cast<size_t>(k));
   for (float& v : xs) v = dist(rng);
 
   auto cpu = CreateCpuBackend({.threads = 2});
