@@ -24,7 +24,9 @@ namespace dizuo {
 namespace {
 
 constexpr int64_t kK = 2048;
-const DType kTypes[] = {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q6_K};
+// 0-4 for every benchmark; 5 (q5_0) for BM_MatMul and BM_GemvL2.
+const DType kTypes[] = {DType::F16,  DType::Q8_0, DType::Q4_0,
+                        DType::Q4_K, DType::Q6_K, DType::Q5_0};
 
 // A K × N weight: 64 distinct random rows (quantizing K-quants is slow), repeated.
 const std::vector<uint8_t>& Weight(DType type, int64_t n, int64_t k = kK) {
@@ -182,15 +184,16 @@ BENCHMARK(BM_GemvDram)
 
 // Generation (M = 1, 1 thread) on a weight that stays in L2 (k × 192·2048/k: 216 KB in q4_0,
 // 408 KB in q8_0; f16's 786 KB spills to L3) and is read again on every call: the kernels' speed
-// without DRAM, against BM_GemvDram's speed from DRAM. Types as BM_Repack (0-4), in the backend's
-// copy; rows of 2048 and of Gemma 3's 640 (the same bytes in 3.2 times as many rows: the cost of
-// each row's start and end).
+// without DRAM, against BM_GemvDram's speed from DRAM. Types as BM_Repack (0-4) and q5_0 (5,
+// Gemma 3's most common weight type), in the backend's copy; rows of 2048 and of Gemma 3's 640
+// (the same bytes in 3.2 times as many rows: the cost of each row's start and end; the k-quants
+// take no 640-long rows).
 void BM_GemvL2(benchmark::State& state) {
   const int64_t k = state.range(1);
   RunMatMul(state, kTypes[state.range(0)], k, 192 * 2048 / k, 1, 1, /*repack=*/true);
 }
 BENCHMARK(BM_GemvL2)
-    ->ArgsProduct({benchmark::CreateDenseRange(0, 4, 1), {2048, 640}})
+    ->ArgsProduct({benchmark::CreateDenseRange(0, 5, 1), {2048, 640}})
     ->ArgNames({"type", "k"})
     ->UseRealTime();
 
