@@ -871,8 +871,9 @@ struct Q4_Kx8 {
     const __m256i s = _mm256_madd_epi16(sums, sm.scales);
     const __m256i m = _mm256_madd_epi16(sm.mins, LoadV(a + 256));
     const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(sm.d, da), acc);
-    return _mm256_fnmadd_ps(_mm256_cvtepi32_ps(m), _mm256_mul_ps(sm.dmin, da), acc);
+    const __m256 t =
+        _mm256_fmsub_ps(_mm256_cvtepi32_ps(s), sm.d, _mm256_mul_ps(_mm256_cvtepi32_ps(m), sm.dmin));
+    return _mm256_fmadd_ps(t, da, acc);
   }
   // Dot for N rows (LayoutGemm: the 4 of a quad): the same operations per row.
   template <int N>
