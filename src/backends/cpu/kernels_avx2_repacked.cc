@@ -772,9 +772,9 @@ struct Q8_0x8 : LegacyX8<34, 8> {
 // prepared activation step: the Q8_K super-block's 8 sub-blocks in lane order, its 16 bsums at
 // 256, its scale in all 8 f32 lanes at 288.
 // A step: 8 vpmaddubsw summed in i16, one vpmaddwd by the scales (lane j: sc_j · Σ sub-block j),
-// one vpmaddwd of the mins by the bsums, two conversions and two FMAs. The file layout's tile
-// unpacks the scales in scalar code and spends 8 broadcasts, 8 vpmaddwd and 8 adds per
-// super-block.
+// one vpmaddwd of the mins by the bsums, two conversions, d·S − dmin·M in a multiply and an
+// fmsub, and one FMA by the activation's scale. The file layout's tile unpacks the scales in
+// scalar code and spends 8 broadcasts, 8 vpmaddwd and 8 adds per super-block.
 struct Q4_Kx8 {
   static constexpr int64_t kStepElems = 256;
   static constexpr bool kGemvDotN = false;  // see Q8_0x8
