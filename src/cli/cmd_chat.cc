@@ -72,10 +72,10 @@ Command AddChat(CLI::App& app) {
     auto engine = LoadEngine(opt->model);
     const ChatTemplate chat_template = ChooseTemplate(*engine, opt->chat_template);
     const Tokenizer& tokenizer = engine->tokenizer();
-    engine->WaitForRepackedWeights();  // reproducible replies, as in `dizuo run`
+    const std::string copies = WaitForCopies(*engine, start);  // reproducible replies
     fmt::print(stderr, "dizuo: loaded {} ({}) in {:.1f} ms{}; chat template '{}', seed {}\n",
-               opt->model.model, engine->summary().arch, engine->load_seconds() * 1e3,
-               RepackedText(engine->summary(), start), chat_template.name(), params.seed);
+               opt->model.model, engine->summary().arch, engine->load_seconds() * 1e3, copies,
+               chat_template.name(), params.seed);
 
     const bool interactive = isatty(STDIN_FILENO);
     Sampler sampler(params);

@@ -64,15 +64,11 @@ Command AddRun(CLI::App& app) {
     auto engine = LoadEngine(opt->model);
     const Tokenizer& tokenizer = engine->tokenizer();
     const ModelSummary& summary = engine->summary();
-    // The same command gives the same text: every token is computed on the weights' final layouts,
-    // not on whichever copies the background completed in time (their sums differ in float
-    // rounding, which can flip a greedy choice: Gemma 3 270M changed its fourth token).
-    engine->WaitForRepackedWeights();
+    const std::string copies = WaitForCopies(*engine, start);
     fmt::print(stderr,
                "dizuo: loaded {} ({}, {:.1f}M params) on {} with {} threads in {:.1f} ms{}\n",
                opt->model.model, summary.arch, summary.n_params / 1e6, engine->profile().selected,
-               ThreadsText(opt->model.threads), engine->load_seconds() * 1e3,
-               RepackedText(summary, start));
+               ThreadsText(opt->model.threads), engine->load_seconds() * 1e3, copies);
 
     const std::vector<TokenId> prompt_tokens = tokenizer.Encode(text, !opt->no_bos, true);
     if (prompt_tokens.empty()) Fail("the prompt is empty (no tokens to start from)");

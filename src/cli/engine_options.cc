@@ -68,11 +68,12 @@ std::unique_ptr<Engine> LoadEngine(const ModelFlags& flags) {
   return Engine::Load(options);
 }
 
-std::string RepackedText(const ModelSummary& summary, std::chrono::steady_clock::time_point start) {
-  if (summary.repacked_tensors == 0) return "";
-  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - start;
-  return fmt::format(", {} weights repacked by {:.1f} ms", summary.repacked_tensors,
-                     elapsed.count() * 1e3);
+std::string WaitForCopies(Engine& engine, std::chrono::steady_clock::time_point load_start) {
+  engine.WaitForRepackedWeights();
+  const int copies = engine.summary().repacked_tensors;
+  if (copies == 0) return "";
+  const std::chrono::duration<double> elapsed = std::chrono::steady_clock::now() - load_start;
+  return fmt::format(", {} weights repacked by {:.1f} ms", copies, elapsed.count() * 1e3);
 }
 
 std::string ThreadsText(int threads) {

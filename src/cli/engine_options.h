@@ -35,9 +35,13 @@ inline constexpr const char* kNoRepackHelp =
     "(the cpu backend repacks q4_0, q8_0, q4_K and q6_K on AVX-512 CPUs, and q5_0 too on AVX2 "
     "CPUs, and copies the other types as they are); for comparisons";
 
-// ", N weights repacked by T ms" (T from `start`, before the load) once
-// Engine::WaitForRepackedWeights has returned; empty when the backend repacked nothing.
-std::string RepackedText(const ModelSummary& summary, std::chrono::steady_clock::time_point start);
+// For run and chat: waits until the backend's copies of the weights are complete
+// (Engine::WaitForRepackedWeights), so the same command gives the same text: every token is
+// computed on the weights' final layouts, not on whichever copies the background completed in
+// time (their sums differ in float rounding, which can flip a greedy choice: Gemma 3 270M changed
+// its fourth token). Returns ", N weights repacked by T ms" (T from `load_start`), or "" when the
+// backend repacked nothing.
+std::string WaitForCopies(Engine& engine, std::chrono::steady_clock::time_point load_start);
 
 // -m, --backend, --backend-lib, --profile, --threads, -c, --batch, --no-repack.
 void AddModelFlags(CLI::App& app, ModelFlags& flags);

@@ -263,37 +263,46 @@ concept HasHalfStep = requires(const uint8_t* p, __m128* acc) {
   L::template DotHalfN<1>(p, p, acc);
 };
 
+// Whether a k-long row's last step is half a group that the GEMV and the GEMM run on 128-bit
+// vectors (L::DotHalfN): then they run Steps<L>(k) − 1 full steps before it.
+template <typename L>
+bool HalfLastStep(int64_t k) {
+  if constexpr (HasHalfStep<L>) return StepLanes<L>(k, Steps<L>(k) - 1) == 4;
+  return false;
+}
+
+template <typename L>
+void PrefetchStep(const uint8_t* row, int64_t s) {
+  for (int64_t o = 0; o < L::kStepBytes; o += 64) {
+    _mm_prefetch(reinterpret_cast<const char*>(row + L::kStepBytes * s + o) + kGemvPrefetchBytes,
+                 _MM_HINT_T0);
+  }
+}
+
 template <typename L>
 void LayoutGemv(int64_t k, const void* w, size_t ws, int64_t n, const void* a, float* out) {
   const auto* act = static_cast<const uint8_t*>(a);
-  const int64_t steps = Steps<L>(k);
-  // A last half-group step runs on 128-bit vectors (DotHalf), the others on 256-bit ones.
-  bool half = false;
-  if constexpr (HasHalfStep<L>) half = StepLanes<L>(k, steps - 1) == 4;
-  const int64_t full = half ? steps - 1 : steps;
+  const bool half = HalfLastStep<L>(k);
+  const int64_t full = Steps<L>(k) - (half ? 1 : 0);
   for (int64_t r = 0; r < n; ++r) {
     const uint8_t* row = static_cast<const uint8_t*>(w) + r * ws;
     __m256 acc = _mm256_setzero_ps();
-    for (int64_t s = 0; s < steps; ++s) {
-      for (int64_t o = 0; o < L::kStepBytes; o += 64) {
-        _mm_prefetch(
-            reinterpret_cast<const char*>(row + L::kStepBytes * s + o) + kGemvPrefetchBytes,
-            _MM_HINT_T0);
-      }
-      if constexpr (HasHalfStep<L>) {
-        if (s == full) {
-          __m128 lo = _mm256_castps256_ps128(acc);
-          L::template DotHalfN<1>(row + L::kStepBytes * s, act + s * L::kActBytes, &lo);
-          acc = _mm256_blend_ps(acc, _mm256_castps128_ps256(lo), 0x0f);
-          break;
-        }
-      }
+    for (int64_t s = 0; s < full; ++s) {
+      PrefetchStep<L>(row, s);
       if constexpr (L::kGemvDotN) {
         L::template DotN<1>(row + L::kStepBytes * s, StepLanes<L>(k, s), act + s * L::kActBytes,
                             &acc);
       } else {
         acc = L::Dot(L::Decode(row + L::kStepBytes * s, StepLanes<L>(k, s)), act + s * L::kActBytes,
                      acc);
+      }
+    }
+    if constexpr (HasHalfStep<L>) {
+      if (half) {
+        PrefetchStep<L>(row, full);
+        __m128 lo = _mm256_castps256_ps128(acc);
+        L::template DotHalfN<1>(row + L::kStepBytes * full, act + full * L::kActBytes, &lo);
+        acc = _mm256_blend_ps(acc, _mm256_castps128_ps256(lo), 0x0f);
       }
     }
     out[r] = Hsum(acc);
@@ -327,10 +336,8 @@ template <typename L>
 void LayoutGemm(int64_t k, const void* w, size_t ws, int nw, const void* packed, int na, float* out,
                 size_t os) {
   const int64_t steps = Steps<L>(k);
-  // A last half-group step runs on 128-bit vectors, as in LayoutGemv.
-  bool half = false;
-  if constexpr (HasHalfStep<L>) half = StepLanes<L>(k, steps - 1) == 4;
-  const int64_t full = half ? steps - 1 : steps;
+  const bool half = HalfLastStep<L>(k);
+  const int64_t full = steps - (half ? 1 : 0);
   for (int q = 0; 4 * q < na; ++q) {
     const auto* act = static_cast<const uint8_t*>(packed) + 4 * steps * q * L::kActBytes;
     const int nc = std::min(4, na - 4 * q);
@@ -408,29 +415,32 @@ struct LegacyX8 {
   template <typename Block, typename Write>
   static void RepackWith(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst,
                          Write write) {
-    const int64_t nb = k / 32;
     for (int64_t r = 0; r < rows; ++r) {
       const auto* b =
           reinterpret_cast<const Block*>(static_cast<const uint8_t*>(src) + r * src_stride);
       uint8_t* row = static_cast<uint8_t*>(dst) + r * RowBytes(k);
-      for (int64_t g = 0; 8 * g < nb; ++g) {
-        const int t = static_cast<int>(std::min<int64_t>(8, nb - 8 * g));
-        for (int l = 0; l < t; ++l) write(row + kStepBytes * g, t, l, b[8 * g + l]);
-      }
+      ForEachBlock(
+          k, [&](int64_t g, int t, int l) { write(row + kStepBytes * g, t, l, b[8 * g + l]); });
     }
   }
   // The inverse of RepackWith for one row: read(group, t, l, &block) reads block l of a group of t.
   template <typename Block, typename Read>
   static void UnpackWith(int64_t k, const void* src, void* dst, Read read) {
-    const int64_t nb = k / 32;
     const auto* row = static_cast<const uint8_t*>(src);
+    ForEachBlock(k, [&](int64_t g, int t, int l) {
+      Block blk;
+      read(row + kStepBytes * g, t, l, &blk);
+      std::memcpy(static_cast<uint8_t*>(dst) + (8 * g + l) * sizeof(Block), &blk, sizeof(Block));
+    });
+  }
+  // f(g, t, l) for block l of each group g of a k-long row (t blocks in the group: 8, or fewer in
+  // the last).
+  template <typename F>
+  static void ForEachBlock(int64_t k, F f) {
+    const int64_t nb = k / 32;
     for (int64_t g = 0; 8 * g < nb; ++g) {
       const int t = static_cast<int>(std::min<int64_t>(8, nb - 8 * g));
-      for (int l = 0; l < t; ++l) {
-        Block blk;
-        read(row + kStepBytes * g, t, l, &blk);
-        std::memcpy(static_cast<uint8_t*>(dst) + (8 * g + l) * sizeof(Block), &blk, sizeof(Block));
-      }
+      for (int l = 0; l < t; ++l) f(g, t, l);
     }
   }
   static __m256 Scales(const uint8_t* step, int t) {
