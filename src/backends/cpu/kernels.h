@@ -149,6 +149,9 @@ struct Kernels {
   void (*glu)(Activation act, const float* gate, const float* up, float* out, int64_t n) = nullptr;
   // Optional: ATTENTION on f16 caches for a block of query rows (else ops_attention.cc's own loop).
   void (*attention_f16)(const AttentionRows& task) = nullptr;
+  // Optional: the dot tiles of that loop's q · k on f16 caches (else dot[F16]), where the weight
+  // tiles' form does not pay off on the cache's short rows.
+  DotTileFn kv_dot_f16 = nullptr;
 };
 
 // The activation type a weight type's dot product consumes (F32 for F32 weights).

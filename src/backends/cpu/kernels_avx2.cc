@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 #include "backends/cpu/kernels.h"
@@ -327,13 +328,46 @@ inline float ScalarF32(const float* p) { return *p; }
 inline float ScalarF16(const uint16_t* p) { return HalfToFloat(*p); }
 inline float ScalarBF16(const uint16_t* p) { return BF16ToF32(*p); }
 
+// f16 without vcvtph2ps. On the EPYC Zen 1 that instruction converts 8 values per 3 cycles, so an
+// f16 GEMV that used it alone ran at 10-11 GB/s from DRAM (13.2 from L1 with nothing else in the
+// loop): below the 1-thread bandwidth of 14.5-15.3 GB/s. The integer form takes 16 values from one
+// 256-bit load: vpunpck{l,h}wd with zeros puts each f16 in the high half of a dword (h << 16), an
+// arithmetic shift by 3 and a mask leave sign | (h & 0x7fff) << 13, which as an f32 is exactly the
+// f16's value · 2^-112 (normal and subnormal f16 alike; f16 inf and NaN read as finite values, so
+// weights holding them, which vcvtph2ps would turn into inf or NaN sums, sum to large finite ones).
+// Multiplied by the activation · 2^112 in an FMA, the product is exactly the f16 weight times the
+// activation, so the sums equal those of vcvtph2ps; |activation| ≤ 65504 (it is rounded to f16),
+// so the scaled activation stays finite. The lanes come in the order {0-3, 8-11}, {4-7, 12-15}.
+// The float dot products on f16 weights (tiles and GEMV) run each 32 elements as 16 converted by
+// vcvtph2ps and 16 in the integer form, so the two run on different pipes. On the Zen 1, 1 thread,
+// alternated rounds: a standalone GEMV on 2048-long rows 1.27× / 1.29× from L2 and 1.21× / 1.23×
+// from DRAM against vcvtph2ps alone (the integer form alone: 1.07-1.11×); cpu_kernels_bench f16,
+// 4 rounds: BM_GemvL2 K = 2048 13.2-13.6 GB/s against 9.9-11.3, BM_GemvDram K = 2048 13.2-14.0
+// against 8.9-11.5; llama 1b F16 tg64 1.18× (2 threads 1.10×).
+// The 4 × 4 tiles, whose 32 accumulators do not fit the registers, lose: BM_DotTileF16 weight:1
+// 0.85× (f16 MATMULs of 2-15 rows), so attention's q · k keeps vcvtph2ps alone (kv_dot_f16).
+inline void F16ScaledDown(const uint16_t* p, __m256* lo, __m256* hi) {
+  const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+  const __m256i z = _mm256_setzero_si256();
+  const __m256i keep = _mm256_set1_epi32(static_cast<int>(0x8fffe000u));
+  *lo = _mm256_castsi256_ps(
+      _mm256_and_si256(_mm256_srai_epi32(_mm256_unpacklo_epi16(z, v), 3), keep));
+  *hi = _mm256_castsi256_ps(
+      _mm256_and_si256(_mm256_srai_epi32(_mm256_unpackhi_epi16(z, v), 3), keep));
+}
+constexpr float kTwoPow112 = 0x1p112f;
+
 // Each output sums its products in two accumulators (even and odd 8-element steps; a last lone
 // step goes to the even one), then Hsum(even + odd), then the scalar tail: the same operations in
 // every tile shape and in FloatGemv. Two chains per output let a row read alone (FloatGemv) run
-// two FMAs per FMA latency.
-template <typename T, __m256 (*kLoad)(const T*), float (*kScalar)(const T*), int NW, int NA>
+// two FMAs per FMA latency. With kMixed (f16 weights) they take each whole 32 elements as four
+// steps: 0-7 and 8-15 converted by kLoad, then {16-19, 24-27} and {20-23, 28-31} in F16ScaledDown's
+// integer form.
+template <typename T, __m256 (*kLoad)(const T*), float (*kScalar)(const T*), bool kMixed, int NW,
+          int NA>
 void FloatTileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* out,
                     size_t os) {
+  static_assert(!kMixed || std::is_same_v<T, uint16_t>);  // kLoad: LoadF16
   __m256 acc[NW][NA][2];
   for (int r = 0; r < NW; ++r) {
     for (int c = 0; c < NA; ++c) acc[r][c][0] = acc[r][c][1] = _mm256_setzero_ps();
@@ -347,6 +381,28 @@ void FloatTileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, si
     }
   };
   int64_t i = 0;
+  if constexpr (kMixed) {
+    const __m256 up = _mm256_set1_ps(kTwoPow112);
+    for (; i + 32 <= k; i += 32) {
+      step(i, 0);
+      step(i + 8, 1);
+      // The activation in the same lanes, · 2^112: its integer form (· 2^-112) times 2^224.
+      __m256 alo[NA], ahi[NA];
+      for (int c = 0; c < NA; ++c) {
+        F16ScaledDown(reinterpret_cast<const T*>(a + c * as) + i + 16, &alo[c], &ahi[c]);
+        alo[c] = _mm256_mul_ps(_mm256_mul_ps(alo[c], up), up);
+        ahi[c] = _mm256_mul_ps(_mm256_mul_ps(ahi[c], up), up);
+      }
+      for (int r = 0; r < NW; ++r) {
+        __m256 wlo, whi;
+        F16ScaledDown(reinterpret_cast<const T*>(w + r * ws) + i + 16, &wlo, &whi);
+        for (int c = 0; c < NA; ++c) {
+          acc[r][c][0] = _mm256_fmadd_ps(wlo, alo[c], acc[r][c][0]);
+          acc[r][c][1] = _mm256_fmadd_ps(whi, ahi[c], acc[r][c][1]);
+        }
+      }
+    }
+  }
   for (; i + 16 <= k; i += 16) {
     step(i, 0);
     step(i + 8, 1);
@@ -367,20 +423,43 @@ void FloatTileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, si
 }
 
 // Generation (kernels.h GemvFn): FloatTileFixed<…, 1, 1>'s operations, but on the activation
-// converted to f32 once per call, and each weight row read alone, front to back: on an EPYC Zen 1
-// the 4-row tile streamed 125m f16 weights at about 5 GB/s with 1 thread.
-template <typename T, __m256 (*kLoad)(const T*), float (*kScalar)(const T*)>
+// converted to f32 once per call, and each weight row read front to back: on an EPYC Zen 1 the
+// 4-row tile streamed 125m f16 weights at about 5 GB/s with 1 thread. For f16 weights, elements
+// 16-31 of each whole 32 are stored in F16ScaledDown's lane order, · 2^112.
+template <typename T, __m256 (*kLoad)(const T*), float (*kScalar)(const T*), bool kMixed = false>
 void FloatGemv(int64_t k, const void* w, size_t ws, int64_t n, const void* a, float* out) {
+  static_assert(!kMixed || std::is_same_v<T, uint16_t>);  // kLoad: LoadF16
   thread_local std::vector<float> converted;
   converted.resize(static_cast<size_t>(k));
   const auto* ar = static_cast<const T*>(a);
   float* af = converted.data();
   const int64_t k8 = k / 8 * 8;
   for (int64_t i = 0; i < k8; i += 8) _mm256_storeu_ps(af + i, kLoad(ar + i));
+  const int64_t k32 = kMixed ? k / 32 * 32 : 0;
+  if constexpr (kMixed) {
+    const __m256 up = _mm256_set1_ps(kTwoPow112);
+    for (int64_t i = 0; i < k32; i += 32) {
+      const __m256 x0 = _mm256_loadu_ps(af + i + 16), x1 = _mm256_loadu_ps(af + i + 24);
+      _mm256_storeu_ps(af + i + 16, _mm256_mul_ps(_mm256_permute2f128_ps(x0, x1, 0x20), up));
+      _mm256_storeu_ps(af + i + 24, _mm256_mul_ps(_mm256_permute2f128_ps(x0, x1, 0x31), up));
+    }
+  }
   for (int64_t r = 0; r < n; ++r) {
     const T* wr = reinterpret_cast<const T*>(static_cast<const uint8_t*>(w) + r * ws);
     __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
     int64_t i = 0;
+    if constexpr (kMixed) {
+      for (; i < k32; i += 32) {
+        // 32 elements of f16 (64 bytes) per iteration: a prefetch per iteration covers each line.
+        _mm_prefetch(reinterpret_cast<const char*>(wr + i) + 4096, _MM_HINT_T0);
+        acc0 = _mm256_fmadd_ps(kLoad(wr + i), _mm256_loadu_ps(af + i), acc0);
+        acc1 = _mm256_fmadd_ps(kLoad(wr + i + 8), _mm256_loadu_ps(af + i + 8), acc1);
+        __m256 wlo, whi;
+        F16ScaledDown(wr + i + 16, &wlo, &whi);
+        acc0 = _mm256_fmadd_ps(wlo, _mm256_loadu_ps(af + i + 16), acc0);
+        acc1 = _mm256_fmadd_ps(whi, _mm256_loadu_ps(af + i + 24), acc1);
+      }
+    }
     for (; i + 16 <= k; i += 16) {
       // 16 elements of f16 (32 bytes) per iteration: a prefetch every other one covers each line.
       if constexpr (sizeof(T) == 2) {
@@ -401,15 +480,15 @@ void FloatGemv(int64_t k, const void* w, size_t ws, int64_t n, const void* a, fl
   }
 }
 
-template <typename T, __m256 (*kLoad)(const T*), float (*kScalar)(const T*)>
+template <typename T, __m256 (*kLoad)(const T*), float (*kScalar)(const T*), bool kMixed = false>
 void FloatTile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as, int na,
                float* out, size_t os) {
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* ab = static_cast<const uint8_t*>(a);
   // Rows beyond 4 × 4 do not occur (kTileRows); smaller tiles run the matching instance.
-#define DZ_FLOAT_TILE(NW, NA)                                                     \
-  if (nw == NW && na == NA) {                                                     \
-    return FloatTileFixed<T, kLoad, kScalar, NW, NA>(k, wb, ws, ab, as, out, os); \
+#define DZ_FLOAT_TILE(NW, NA)                                                             \
+  if (nw == NW && na == NA) {                                                             \
+    return FloatTileFixed<T, kLoad, kScalar, kMixed, NW, NA>(k, wb, ws, ab, as, out, os); \
   }
   DZ_FLOAT_TILE(4, 4)
   DZ_FLOAT_TILE(4, 3)
@@ -427,7 +506,7 @@ void FloatTile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_
   DZ_FLOAT_TILE(1, 3)
   DZ_FLOAT_TILE(1, 2)
 #undef DZ_FLOAT_TILE
-  return FloatTileFixed<T, kLoad, kScalar, 1, 1>(k, wb, ws, ab, as, out, os);
+  return FloatTileFixed<T, kLoad, kScalar, kMixed, 1, 1>(k, wb, ws, ab, as, out, os);
 }
 
 // ---- f16 prompt GEMM: weight chunks converted to f32 panels, a 16 × 4 outer-product micro-tile --
@@ -850,12 +929,16 @@ Kernels MakeAvx2() {
   k.isa = "avx2";
   auto slot = [](DType t) { return static_cast<size_t>(t); };
   k.dot[slot(DType::F32)] = FloatTile<float, LoadF32, ScalarF32>;
-  k.dot[slot(DType::F16)] = FloatTile<uint16_t, LoadF16, ScalarF16>;
+  k.dot[slot(DType::F16)] = FloatTile<uint16_t, LoadF16, ScalarF16, true>;
+  // Attention's q · k on f16 caches: 4 × 4 tiles of 8 accumulator pairs that do not fit the
+  // registers, where the integer half costs more than it saves (cpu_kernels_bench BM_DotTileF16,
+  // 3 alternated rounds: 0.87-0.91× of vcvtph2ps alone).
+  k.kv_dot_f16 = FloatTile<uint16_t, LoadF16, ScalarF16, false>;
   k.dot[slot(DType::BF16)] = FloatTile<uint16_t, LoadBF16, ScalarBF16>;
   k.gemv[slot(DType::F32)] = FloatGemv<float, LoadF32, ScalarF32>;
   k.gemm[slot(DType::F16)] = {F16PackBytes,       F16Pack,        F16Gemm,        kF16GemmRows,
                               F16WeightPackBytes, F16PackWeights, kF16GemmMinRows};
-  k.gemv[slot(DType::F16)] = FloatGemv<uint16_t, LoadF16, ScalarF16>;
+  k.gemv[slot(DType::F16)] = FloatGemv<uint16_t, LoadF16, ScalarF16, true>;
   k.gemv[slot(DType::BF16)] = FloatGemv<uint16_t, LoadBF16, ScalarBF16>;
   k.dot[slot(DType::Q4_0)] = Tile<KernelQ4_0>;
   k.dot[slot(DType::Q4_1)] = Tile<KernelQ4_1>;

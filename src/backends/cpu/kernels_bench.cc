@@ -254,6 +254,39 @@ BENCHMARK(BM_AttentionF16)
     ->ArgNames({"rows", "d", "cells"})
     ->Unit(benchmark::kMicrosecond);
 
+// The f16 dot tiles as attention runs them where the table has no f16 attention kernel (AVX2):
+// q · k for 4 query rows against nc cached key rows of head size d, 4 × 4 per call, 1 thread
+// (weight: 0 the kv_dot_f16 tiles, 1 the f16 weights' tiles). Reports the time per pass.
+void BM_DotTileF16(benchmark::State& state) {
+  const cpu::Kernels& kern = cpu::SelectKernels();
+  const cpu::DotTileFn dot = state.range(2) == 0 && kern.kv_dot_f16 != nullptr
+                                 ? kern.kv_dot_f16
+                                 : kern.dot[static_cast<size_t>(DType::F16)];
+  const int64_t d = state.range(0), nc = state.range(1);
+  std::mt19937 rng(5);
+  std::normal_distribution<float> dist;
+  std::vector<float> tmp(static_cast<size_t>(d));
+  std::vector<uint16_t> q(static_cast<size_t>(4 * d)), k(static_cast<size_t>(nc * d));
+  for (int64_t r = 0; r < 4 + nc; ++r) {
+    for (float& x : tmp) x = dist(rng);
+    kern.f32_to_f16(tmp.data(), r < 4 ? q.data() + r * d : k.data() + (r - 4) * d, d);
+  }
+  std::vector<float> scores(static_cast<size_t>(4 * nc));
+  const size_t stride = static_cast<size_t>(d) * sizeof(uint16_t);
+  for (auto _ : state) {
+    for (int64_t c = 0; c < nc; c += cpu::kTileRows) {
+      dot(d, k.data() + c * d, stride, cpu::kTileRows, q.data(), stride, 4, scores.data() + c,
+          static_cast<size_t>(nc));
+    }
+    benchmark::DoNotOptimize(scores.data());
+  }
+  state.SetLabel(fmt::format("4 query rows, d {}, {} cells [{}]", d, nc, kern.isa));
+}
+BENCHMARK(BM_DotTileF16)
+    ->ArgsProduct({{64, 256}, {512}, {0, 1}})
+    ->ArgNames({"d", "cells", "weight"})
+    ->Unit(benchmark::kMicrosecond);
+
 void Args(benchmark::internal::Benchmark* b) {
   for (int t = 0; t < static_cast<int>(std::size(kTypes)); ++t) {
     for (int64_t n : {kK, 4 * kK}) {

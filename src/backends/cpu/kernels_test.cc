@@ -316,9 +316,12 @@ TEST(CpuKernels, GemvEqualsDotTiles) {
       // Lengths on both sides of the 64 prepared steps a gemv call keeps (K-quants: 256 per
       // step, others 128 or fewer), and for the others past the 512 blocks whose scales the
       // Zen 4 q8_0 gemv converts up front (16416 = 513 blocks).
-      const bool k_quant = Traits(type).block_size == 256;
-      const std::vector<int64_t> lens = k_quant ? std::vector<int64_t>{256, 2048, 16384, 16640}
-                                                : std::vector<int64_t>{32, 224, 2048, 8320, 16416};
+      // Float types also take lengths that end in each of their partial steps (AVX2 f16: 32
+      // elements per step, then 16, 8 and the scalar tail).
+      const int block = Traits(type).block_size;
+      std::vector<int64_t> lens = block == 256 ? std::vector<int64_t>{256, 2048, 16384, 16640}
+                                               : std::vector<int64_t>{32, 224, 2048, 8320, 16416};
+      if (block == 1) lens.insert(lens.end(), {7, 48, 61, 2040});
       for (int64_t len : lens) {
         // 40 rows, in calls of 1 to 40 rows (a generation share is up to 128 rows per call).
         const DotCase c = MakeCase(*k, type, len, 40, 1, 3);

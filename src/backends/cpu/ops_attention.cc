@@ -10,7 +10,8 @@
 // rows that read the same KV head: up to kRowsPerItem rows made of a few tokens × the query heads
 // of one KV group (fewer heads when that leaves too few items for the threads). Per item:
 //   1. scores: the query rows (rounded to f16 for an f16 K cache, as core/graph.h defines the op)
-//      against the visible cells' K rows, through the table's F16/F32 MATMUL dot tiles, so each
+//      against the visible cells' K rows, through the table's F16/F32 MATMUL dot tiles (or its
+//      kv_dot_f16 tiles for an f16 K cache, where it has them), so each
 //      K row is loaded once for all rows of the block and 4 × 4 dot products share their
 //      horizontal sums; groups of 4 cells that no token of the block sees are skipped;
 //   2. per row: scale, soft-cap, mask, maximum, and the exponentials and their sum (exp_sum);
@@ -112,7 +113,9 @@ void Attention(const Node& node, const OpContext& ctx) {
   const bool k_f16 = kc.type == DType::F16;
   const bool v_f16 = vc.type == DType::F16;
   const Kernels& kern = *ctx.kernels;
-  const DotTileFn dot = kern.dot[static_cast<size_t>(k_f16 ? DType::F16 : DType::F32)];
+  const DotTileFn dot = k_f16 && kern.kv_dot_f16 != nullptr
+                            ? kern.kv_dot_f16
+                            : kern.dot[static_cast<size_t>(k_f16 ? DType::F16 : DType::F32)];
   constexpr float kHidden = -std::numeric_limits<float>::infinity();
 
   if (UsesRowsKernel(node, kern)) {
