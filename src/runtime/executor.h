@@ -42,9 +42,11 @@ struct ArenaPlan {
 };
 
 // Gives every slot an offset such that slots whose live intervals [first, last] overlap never
-// share bytes (first-fit in node order, memory returned after a slot's last node), except that a
-// slot with `takes_over` starts at that slot's offset. `end` is the node count; `first` is in
-// [-1, end) and `last` in [first, end]. Returns the arena size.
+// share bytes, except that a slot with `takes_over` starts at that slot's offset. `end` is the
+// node count; `first` is in [-1, end) and `last` in [first, end]. Returns the arena size: the
+// smaller of first-fit in node order (memory returned after a slot's last node) and, for arenas
+// of kPackBySizeFrom bytes or more, placement by decreasing size.
+inline constexpr uint64_t kPackBySizeFrom = uint64_t{8} << 20;
 uint64_t PackSlots(std::span<ArenaSlot> slots, int64_t end);
 
 // Plans the arena for `graph` without touching any tensor.

@@ -244,6 +244,70 @@ TEST(ExecutorTest, PackSlotsHandsASlotsBytesToItsHeir) {
   EXPECT_EQ(bytes, 512u);
 }
 
+// A transformer layer's prompt pattern (llama 1b, pp512, in MiB): the residual r [0, 9] and the
+// norm n [1, 3] are live when the FFN's up u [2, 4] and gate g [3, 4] start, and a 4 MiB slot p
+// [0, 1] left a hole below them. First-fit in node order puts u above that hole (4 + 4 + 4 + 16
+// + 16 = 44); by size, u and g go first and the 4 MiB slots fit around them (40).
+TEST(ExecutorTest, PackSlotsPlacesLargeSlotsFirstWhenThatIsSmaller) {
+  constexpr uint64_t kMiB = uint64_t{1} << 20;
+  std::vector<ArenaSlot> slots = {{nullptr, 0, 4 * kMiB, 0, 1},  {nullptr, 0, 4 * kMiB, 0, 9},
+                                  {nullptr, 0, 4 * kMiB, 1, 3},  {nullptr, 0, 16 * kMiB, 2, 4},
+                                  {nullptr, 0, 16 * kMiB, 3, 4}, {nullptr, 0, 4 * kMiB, 4, 9}};
+  slots[5].takes_over = 4;  // the GLU writes over the gate
+  const uint64_t bytes = PackSlots(slots, 10);
+  EXPECT_EQ(bytes, 40 * kMiB);
+  EXPECT_EQ(slots[5].offset, slots[4].offset);
+}
+
+// Random slot lists, small (first-fit in node order) and large (the smaller of both packings):
+// no two slots live at the same node share a byte, but a slot and its heir, and the returned size
+// covers every slot.
+TEST(ExecutorTest, PackSlotsNeverOverlapsLiveSlots) {
+  for (uint32_t seed = 1; seed <= 200; ++seed) {
+    std::mt19937 rng(seed);
+    const int64_t end = 5 + static_cast<int64_t>(rng() % 40);
+    const uint64_t unit = seed % 2 == 0 ? 64 : 64 * 1024;
+    std::vector<ArenaSlot> slots;
+    for (int64_t i = 0; i < end; ++i) {
+      const int outputs = 1 + static_cast<int>(rng() % 3);
+      for (int o = 0; o < outputs; ++o) {
+        const int64_t first = rng() % 8 == 0 ? -1 : i;
+        const int64_t last = std::min<int64_t>(end, std::max<int64_t>(first, 0) + rng() % 6);
+        slots.push_back({nullptr, 0, unit * (1 + rng() % 64), first, last});
+      }
+    }
+    // Some in-place heirs: a slot that starts where an earlier, larger one ends.
+    std::vector<bool> taken(slots.size(), false);
+    for (size_t h = 0; h < slots.size(); ++h) {
+      for (size_t s = 0; s < h && rng() % 2 == 0; ++s) {
+        if (!taken[s] && slots[s].last == slots[h].first && slots[s].first < slots[h].first &&
+            slots[s].bytes >= slots[h].bytes && slots[h].first >= 0) {
+          slots[h].takes_over = static_cast<int64_t>(s);
+          taken[s] = true;
+          break;
+        }
+      }
+    }
+    const uint64_t bytes = PackSlots(slots, end);
+    auto heir_of = [&](size_t a, size_t b) {
+      return slots[b].takes_over == static_cast<int64_t>(a) ||
+             slots[a].takes_over == static_cast<int64_t>(b);
+    };
+    for (size_t a = 0; a < slots.size(); ++a) {
+      ASSERT_LE(slots[a].offset + slots[a].bytes, bytes) << "seed " << seed;
+      for (size_t b = a + 1; b < slots.size(); ++b) {
+        const bool live_together =
+            slots[a].first <= slots[b].last && slots[b].first <= slots[a].last;
+        const bool share = slots[a].offset < slots[b].offset + slots[b].bytes &&
+                           slots[b].offset < slots[a].offset + slots[a].bytes;
+        if (live_together && share && !heir_of(a, b)) {
+          FAIL() << "seed " << seed << ": slots " << a << " and " << b << " overlap";
+        }
+      }
+    }
+  }
+}
+
 TEST(ExecutorTest, ReuseGivesSameResultsAsPrivateStorage) {
   auto backend = CreateReferenceBackend({});
   for (uint32_t seed = 1; seed <= 20; ++seed) {
