@@ -345,7 +345,7 @@ inline float ScalarBF16(const uint16_t* p) { return BF16ToF32(*p); }
 // 4 rounds: BM_GemvL2 K = 2048 13.2-13.6 GB/s against 9.9-11.3, BM_GemvDram K = 2048 13.2-14.0
 // against 8.9-11.5; llama 1b F16 tg64 1.18× (2 threads 1.10×).
 // The 4 × 4 tiles, whose 32 accumulators do not fit the registers, lose: BM_DotTileF16 weight:1
-// 0.85× (f16 MATMULs of 2-15 rows), so attention's q · k keeps vcvtph2ps alone (kv_dot_f16).
+// 0.85× (f16 MATMULs of 2-11 rows), so attention's q · k keeps vcvtph2ps alone (kv_dot_f16).
 inline void F16ScaledDown(const uint16_t* p, __m256* lo, __m256* hi) {
   const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   const __m256i z = _mm256_setzero_si256();
@@ -520,8 +520,11 @@ void FloatTile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_
 // the tiling or the thread split (they differ from the dot tiles' by summation order).
 constexpr int kF16GemmRows = 16;
 // Below this many activation rows the dot tiles run instead: converting a chunk costs about as
-// much as a few activation rows of FMAs.
-constexpr int kF16GemmMinRows = 16;
+// much as a few activation rows of FMAs. Since the tiles took the f16 integer half (slower in
+// 4 × 4 tiles), the crossover is lower: cpu_kernels_bench BM_MatMul f16, n 2048, 1 thread, 2
+// alternated rounds (ms), tiles against GEMM: m 10 6.7 / 7.5-7.9, m 12 7.9-8.3 / 7.6, m 15
+// 10.0-12.5 / 8.6-8.7 (m 4 3.3-4.4 / 5.8, m 8 5.9-6.5 / 6.7).
+constexpr int kF16GemmMinRows = 12;
 
 size_t F16PackBytes(int64_t k) { return static_cast<size_t>(4 * k) * sizeof(float); }
 
