@@ -161,7 +161,7 @@ uint64_t PackSlots(std::span<ArenaSlot> slots, int64_t end) {
   const uint64_t in_order = PackInNodeOrder(slots, end);
   // Node order leaves holes where a large slot starts while smaller ones hold the bytes below it
   // (llama 1b, pp512: 44 MiB against 40 by size, the FFN's two 16 MiB outputs). Smaller arenas
-  // (generation steps: Gemma 3's is about 1 MiB, its logits) keep node order: the size order costs
+  // (generation steps: Gemma 3's holds its 1 MiB of logits) keep node order: the size order costs
   // O(slots²) per plan, and a generation step plans once per token.
   if (in_order < kPackBySizeFrom) return in_order;
   std::vector<uint64_t> offsets(slots.size());

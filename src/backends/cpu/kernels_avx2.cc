@@ -344,8 +344,9 @@ inline float ScalarBF16(const uint16_t* p) { return BF16ToF32(*p); }
 // from DRAM against vcvtph2ps alone (the integer form alone: 1.07-1.11×); cpu_kernels_bench f16,
 // 4 rounds: BM_GemvL2 K = 2048 13.2-13.6 GB/s against 9.9-11.3, BM_GemvDram K = 2048 13.2-14.0
 // against 8.9-11.5; llama 1b F16 tg64 1.18× (2 threads 1.10×).
-// The 4 × 4 tiles, whose 32 accumulators do not fit the registers, lose: BM_DotTileF16 weight:1
-// 0.85× (f16 MATMULs of 2-11 rows), so attention's q · k keeps vcvtph2ps alone (kv_dot_f16).
+// The 4 × 4 tiles, whose 32 accumulators do not fit the registers, lose: BM_DotTileF16 weight:1,
+// d 64 and 256, 5 alternated rounds: 0.82-0.91× (f16 MATMULs of 2-11 rows), so attention's q · k
+// keeps vcvtph2ps alone (kv_dot_f16).
 inline void F16ScaledDown(const uint16_t* p, __m256* lo, __m256* hi) {
   const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
   const __m256i z = _mm256_setzero_si256();
@@ -933,9 +934,7 @@ Kernels MakeAvx2() {
   auto slot = [](DType t) { return static_cast<size_t>(t); };
   k.dot[slot(DType::F32)] = FloatTile<float, LoadF32, ScalarF32>;
   k.dot[slot(DType::F16)] = FloatTile<uint16_t, LoadF16, ScalarF16, true>;
-  // Attention's q · k on f16 caches: 4 × 4 tiles of 8 accumulator pairs that do not fit the
-  // registers, where the integer half costs more than it saves (cpu_kernels_bench BM_DotTileF16,
-  // 3 alternated rounds: 0.87-0.91× of vcvtph2ps alone).
+  // Attention's q · k on f16 caches keeps vcvtph2ps alone (see F16ScaledDown).
   k.kv_dot_f16 = FloatTile<uint16_t, LoadF16, ScalarF16, false>;
   k.dot[slot(DType::BF16)] = FloatTile<uint16_t, LoadBF16, ScalarBF16>;
   k.gemv[slot(DType::F32)] = FloatGemv<float, LoadF32, ScalarF32>;

@@ -358,8 +358,8 @@ void AddAvx512F16Kernels(Kernels* k) {
   // Generation runs DotF16 (it reads rows in turn itself); the AVX2 table's gemv, copied with the
   // rest of that table, would not give its results bit for bit.
   k->gemv[static_cast<size_t>(DType::F16)] = nullptr;
-  k->kv_dot_f16 =
-      nullptr;  // attention's q · k tiles are DotF16 too (the AVX2 table's would differ)
+  // Attention's q · k tiles are DotF16 too (the AVX2 table's would differ).
+  k->kv_dot_f16 = nullptr;
   k->gemm[static_cast<size_t>(DType::F16)] = {
       F16PackBytes,       F16Pack,        F16Gemm,        kF16GemmRows,
       F16WeightPackBytes, F16PackWeights, kF16GemmMinRows};
