@@ -779,12 +779,15 @@ struct Q8_0x8 : LegacyX8<34, 8> {
 // and 16 + 4v .. 16 + 4v + 3 in the high nibbles (the file pairs sub-blocks 2p and 2p + 1 in a
 // byte instead), then the 8 sub-blocks' 6-bit scales and the 8 mins as bytes (unpacked from the
 // file's 12 bytes at load, so a step needs no scalar unpacking), then d and dmin (f16). The
-// prepared activation step: the Q8_K super-block's 8 sub-blocks in lane order, its 16 bsums at
-// 256, its scale in all 8 f32 lanes at 288.
+// prepared activation step: the Q8_K super-block's 8 sub-blocks in lane order, the 8 sub-blocks'
+// activation sums (i16, bsums paired) at 256, its scale in all 8 f32 lanes at 288.
 // A step: 8 vpmaddubsw summed in i16, one vpmaddwd by the scales (lane j: sc_j · Σ sub-block j),
-// one vpmaddwd of the mins by the bsums, two conversions, d·S − dmin·M in a multiply and an
-// fmsub, and one FMA by the activation's scale. The file layout's tile unpacks the scales in
-// scalar code and spends 8 broadcasts, 8 vpmaddwd and 8 adds per super-block.
+// d·S − dmin·M in an fmsub and one FMA by the activation's scale. The mins' term M runs on
+// 128-bit vectors (a zero-extending load, one vpmaddwd by the sub-block sums: 4 lanes of two
+// sub-blocks each, a conversion and a multiply by dmin) and enters the fmsub in lanes 0-3: on Zen
+// 1, which splits 256-bit operations in two, that is 7 µops fewer per step than a 256-bit M (one
+// of them on the multiply pipe). The file layout's tile unpacks the scales in scalar code and
+// spends 8 broadcasts, 8 vpmaddwd and 8 adds per super-block.
 struct Q4_Kx8 {
   static constexpr int64_t kStepElems = 256;
   static constexpr bool kGemvDotN = false;  // see Q8_0x8
@@ -849,19 +852,26 @@ struct Q4_Kx8 {
     const uint8_t* blocks[8];
     for (int l = 0; l < 8; ++l) blocks[l] = reinterpret_cast<const uint8_t*>(a->qs + 32 * l);
     TransposeBlocks32(blocks, dst);
-    std::memcpy(dst + 256, a->bsums, 32);
+    // Sub-block j's sum bsums[2j] + bsums[2j + 1]: |Σ| ≤ 32 · 128 fits an i16.
+    const __m256i pairs =
+        _mm256_madd_epi16(LoadV(reinterpret_cast<const uint8_t*>(a->bsums)), _mm256_set1_epi16(1));
+    _mm_storeu_si128(
+        reinterpret_cast<__m128i*>(dst + 256),
+        _mm_packs_epi32(_mm256_castsi256_si128(pairs), _mm256_extracti128_si256(pairs, 1)));
     _mm256_storeu_ps(reinterpret_cast<float*>(dst + 288), _mm256_set1_ps(a->d));
   }
   struct ScaleMins {
-    __m256i scales, mins;  // i16 lanes 2j, 2j + 1: sub-block j's scale / min
-    __m256 d, dmin;
+    __m256i scales;  // i16 lanes 2j, 2j + 1: sub-block j's scale
+    __m128i mins;    // i16 lane j: sub-block j's min
+    __m256 d;
+    __m128 dmin;
   };
   static ScaleMins DecodeScaleMins(const uint8_t* step) {
-    const __m128i sm = _mm_loadu_si128(reinterpret_cast<const __m128i*>(step + 128));
+    const __m128i sc = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(step + 128));
     const __m128 dd = _mm_cvtph_ps(_mm_cvtsi32_si128(LoadUnaligned<int32_t>(step + 144)));
-    return {_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sm, sm)),
-            _mm256_cvtepu8_epi16(_mm_unpackhi_epi8(sm, sm)), _mm256_broadcastss_ps(dd),
-            _mm256_broadcastss_ps(_mm_movehdup_ps(dd))};
+    return {_mm256_cvtepu8_epi16(_mm_unpacklo_epi8(sc, sc)),
+            _mm_cvtepu8_epi16(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(step + 136))),
+            _mm256_broadcastss_ps(dd), _mm_shuffle_ps(dd, dd, 0x55)};
   }
   struct W {
     __m256i lo[4], hi[4];
@@ -879,10 +889,11 @@ struct Q4_Kx8 {
   }
   static __m256 Finish(const ScaleMins& sm, __m256i sums, const uint8_t* a, __m256 acc) {
     const __m256i s = _mm256_madd_epi16(sums, sm.scales);
-    const __m256i m = _mm256_madd_epi16(sm.mins, LoadV(a + 256));
+    // Lane i: m_2i · Σ sub-block 2i's activation + m_2i+1 · Σ sub-block 2i + 1's.
+    const __m128i m = _mm_madd_epi16(sm.mins, LoadH(a + 256));
+    const __m128 mm = _mm_mul_ps(_mm_cvtepi32_ps(m), sm.dmin);
     const __m256 da = _mm256_loadu_ps(reinterpret_cast<const float*>(a + 288));
-    const __m256 t =
-        _mm256_fmsub_ps(_mm256_cvtepi32_ps(s), sm.d, _mm256_mul_ps(_mm256_cvtepi32_ps(m), sm.dmin));
+    const __m256 t = _mm256_fmsub_ps(_mm256_cvtepi32_ps(s), sm.d, _mm256_zextps128_ps256(mm));
     return _mm256_fmadd_ps(t, da, acc);
   }
   // Dot for N rows (LayoutGemm: the 4 of a quad): the same operations per row.
