@@ -178,8 +178,17 @@ int main(int argc, char** argv) {
 
   double max_diff = 0, max_abs = 0;
   for (size_t i = 0; i < arms[0].out.size(); ++i) {
+    if (!std::isfinite(arms[0].out[i]) || !std::isfinite(arms[1].out[i])) {
+      std::fprintf(stderr, "ab_kernels: output %zu is not finite (A %g, B %g)\n", i, arms[0].out[i],
+                   arms[1].out[i]);
+      return 1;
+    }
     max_diff = std::max(max_diff, static_cast<double>(std::fabs(arms[0].out[i] - arms[1].out[i])));
     max_abs = std::max(max_abs, static_cast<double>(std::fabs(arms[0].out[i])));
+  }
+  if (max_abs == 0) {
+    std::fprintf(stderr, "ab_kernels: every output of A is zero: the kernels did not run\n");
+    return 1;
   }
   double mins[2], medians[2];
   for (int a = 0; a < 2; ++a) {
