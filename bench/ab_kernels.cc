@@ -7,8 +7,9 @@
 //
 //   ab_kernels TYPE K ROWS M CALLS
 //
-// TYPE: q4_0, q5_0, q8_0, q4_K or q6_K; K × ROWS weights with random quants and scales; M = 1
-// runs the GEMV (gemv_act + gemv), M > 1 the prompt GEMM (pack + gemm) on M activation rows.
+// TYPE: q4_0, q5_0, q8_0, q4_K or q6_K; K × ROWS weights with random quants and scales. K is a
+// multiple of 32, or of 256 for the K-quants (K = 640: Gemma 3's rows, with their half step).
+// M = 1 runs the GEMV (gemv_act + gemv), M > 1 the prompt GEMM (pack + gemm) on M activation rows.
 // The outputs of A and B are compared: a layout change that alters the sums shows here too.
 #include <immintrin.h>
 
@@ -79,8 +80,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ab_kernels: unknown type '%s' (q4_0, q5_0, q8_0, q4_K, q6_K)\n", argv[1]);
     return 2;
   }
-  if (k <= 0 || k % 256 != 0 || rows <= 0 || m <= 0 || calls <= 0) {
-    std::fprintf(stderr, "ab_kernels: K must be a positive multiple of 256; ROWS, M, CALLS > 0\n");
+  if (k <= 0 || k % ti->block_elems != 0 || rows <= 0 || m <= 0 || calls <= 0) {
+    std::fprintf(stderr,
+                 "ab_kernels: K must be a positive multiple of %d for %s; ROWS, M, CALLS > 0\n",
+                 ti->block_elems, ti->name);
     return 2;
   }
 
