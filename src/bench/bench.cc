@@ -104,6 +104,13 @@ SchedulerProfile ProfileDelta(const SchedulerProfile& after, const SchedulerProf
     timing.seconds -= it->second.seconds;
   }
   std::erase_if(d.ops, [](const auto& entry) { return entry.second.count == 0; });
+  for (auto& [key, timing] : d.matmuls) {
+    auto it = before.matmuls.find(key);
+    if (it == before.matmuls.end()) continue;
+    timing.count -= it->second.count;
+    timing.seconds -= it->second.seconds;
+  }
+  std::erase_if(d.matmuls, [](const auto& entry) { return entry.second.count == 0; });
   d.copies.count -= before.copies.count;
   d.copies.seconds -= before.copies.seconds;
   d.copy_bytes -= before.copy_bytes;

@@ -5,12 +5,11 @@
 // stated; row = one ne[0]-long vector):
 //   GET_ROWS   out[E,T]      = table[E,V] rows ids[T] (i32), table of any convertible dtype.
 //   MATMUL     out[N,M]      = x[K,M] · w[K,N]ᵀ. For a quantized w, each row of x is first
-//   quantized
-//                              to w's activation type (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1 for Q4_1/Q5_1,
-//                              Q8_K for K-quants) and the dot products are exact integer sums per
-//                              block scaled by the block factors; for F16/BF16 w, x is rounded to
-//                              that type first. This is how GGUF engines define the product, so
-//                              results match them up to float summation order.
+//                              quantized to w's activation type (Q8_0 for Q4_0/Q5_0/Q8_0, Q8_1
+//                              for Q4_1/Q5_1, Q8_K for K-quants) and the dot products are exact
+//                              integer sums per block scaled by the block factors; for F16/BF16
+//                              w, x is rounded to that type first. This is how GGUF engines define
+//                              the product, so results match them up to float summation order.
 //   ADD, MUL   out = a ∘ b   b has a's ne[0] and either one row (broadcast) or a's row count.
 //   SCALE      out = a · params.scale
 //   RMS_NORM   out = x / sqrt(mean(x²) + eps) [· weight[E]], per row.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -479,9 +480,18 @@ void Scheduler::Compute(const Graph& graph) {
         start = Clock::now();
         backend.Compute(std::span(&node, 1));
         backend.Synchronize();
+        const double seconds = Since(start);
         OpTiming& t = profile_.ops[{node.op, name}];
         ++t.count;
-        t.seconds += Since(start);
+        t.seconds += seconds;
+        if (node.op == Op::kMatMul) {
+          const Tensor& x = *node.src[0];
+          const Tensor& w = *node.src[1];
+          MatMulTiming& mt = profile_.matmuls[{name, w.type, w.ne[0], w.ne[1], x.rows()}];
+          ++mt.count;
+          mt.seconds += seconds;
+          mt.weight_bytes = w.bytes();
+        }
       }
     } else {
       backend.Compute(seg.nodes);
@@ -530,6 +540,38 @@ double SchedulerProfile::fallback_seconds() const {
   return total;
 }
 
+// MATMULs by weight, the slowest first: where generation's time goes (M = 1: weight GB/s against
+// the machine's bandwidth) and prompts' (GFLOP/s).
+std::string SchedulerProfile::MatMulReport(double total) const {
+  constexpr size_t kMaxRows = 16;
+  std::vector<std::pair<MatMulShape, MatMulTiming>> rows(matmuls.begin(), matmuls.end());
+  std::ranges::stable_sort(rows, std::ranges::greater{},
+                           [](const auto& r) { return r.second.seconds; });
+  std::string out = fmt::format("MATMUL by weight (out[N,M] = x[K,M] · w[K,N]ᵀ), slowest first:\n");
+  out +=
+      fmt::format("{:<10} {:<6} {:>7} {:>7} {:>5} {:>9} {:>12} {:>7} {:>11} {:>9}\n", "backend",
+                  "weight", "K", "N", "M", "count", "time ms", "share", "weight GB/s", "GFLOP/s");
+  for (size_t i = 0; i < rows.size() && i < kMaxRows; ++i) {
+    const auto& [shape, t] = rows[i];
+    const double runs = static_cast<double>(t.count);
+    const double gbs =
+        t.seconds > 0 ? runs * static_cast<double>(t.weight_bytes) / t.seconds / 1e9 : 0.0;
+    const double flops = 2.0 * static_cast<double>(shape.k) * static_cast<double>(shape.n) *
+                         static_cast<double>(shape.m) * runs;
+    const double gflops = t.seconds > 0 ? flops / t.seconds / 1e9 : 0.0;
+    out +=
+        fmt::format("{:<10} {:<6} {:>7} {:>7} {:>5} {:>9} {:>12.3f} {:>6.1f}% {:>11.2f} {:>9.1f}\n",
+                    shape.backend, Name(shape.type), shape.k, shape.n, shape.m, t.count,
+                    t.seconds * 1e3, total > 0 ? 100.0 * t.seconds / total : 0.0, gbs, gflops);
+  }
+  if (rows.size() > kMaxRows) {
+    double rest = 0;
+    for (size_t i = kMaxRows; i < rows.size(); ++i) rest += rows[i].second.seconds;
+    out += fmt::format("({} more shapes: {:.3f} ms)\n", rows.size() - kMaxRows, rest * 1e3);
+  }
+  return out;
+}
+
 std::string SchedulerProfile::Report() const {
   auto pct = [](double part, double whole) { return whole > 0 ? 100.0 * part / whole : 0.0; };
   std::string out = fmt::format("dizuo profile: {} forward passes on '{}'", passes, selected);
@@ -566,6 +608,7 @@ std::string SchedulerProfile::Report() const {
                          g.reason);
     }
   }
+  if (timed && !matmuls.empty()) out += MatMulReport(total);
   return out;
 }
 

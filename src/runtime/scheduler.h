@@ -21,7 +21,7 @@
 //
 // Profiling: with profiling on, every node is computed alone and synchronized, so its wall time
 // is exact (at the cost of the overlap a backend gets from a whole segment); times add up per op
-// type and backend, and copies are timed on their own.
+// type and backend, MATMULs also per weight type and shape, and copies are timed on their own.
 #pragma once
 
 #include <cstdint>
@@ -43,6 +43,21 @@ struct OpTiming {
   double seconds = 0;  // 0 unless profiling
 };
 
+// A MATMUL's weight and batch, the key of the profile's per-shape table: out[N,M] = x[K,M] ·
+// w[K,N]ᵀ with w of `type`.
+struct MatMulShape {
+  std::string backend;
+  DType type = DType::F32;
+  int64_t k = 0, n = 0, m = 0;
+  auto operator<=>(const MatMulShape&) const = default;
+};
+
+struct MatMulTiming {
+  int64_t count = 0;
+  double seconds = 0;
+  uint64_t weight_bytes = 0;  // of one run: the weight tensor's size
+};
+
 // Nodes that fell back, grouped by op, dtypes and reason.
 struct FallbackGroup {
   Op op = Op::kAdd;
@@ -61,6 +76,8 @@ struct SchedulerProfile {
   int64_t fallback_nodes = 0;
   // By (op, backend name).
   std::map<std::pair<Op, std::string>, OpTiming> ops;
+  // MATMULs by backend, weight type and shape (only when timed).
+  std::map<MatMulShape, MatMulTiming> matmuls;
   OpTiming copies;
   uint64_t copy_bytes = 0;
   uint64_t weight_upload_bytes = 0;  // constants uploaded to devices (once each)
@@ -69,8 +86,10 @@ struct SchedulerProfile {
   double seconds() const;           // all nodes and copies
   double fallback_seconds() const;  // nodes on the fallback
   // The table `--profile` prints: per op type and backend the count, time and share of the
-  // total, copies, then the fallback list with reasons.
+  // total, copies, the fallback list with reasons, then the MATMULs by weight type and shape with
+  // the rate they read their weights at (GB/s) and computed (GFLOP/s).
   std::string Report() const;
+  std::string MatMulReport(double total) const;  // the per-shape part of Report
 };
 
 class Scheduler {

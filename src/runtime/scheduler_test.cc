@@ -182,6 +182,37 @@ TEST(SchedulerTest, ProfileNamesWhatFellBackAndWhy) {
   EXPECT_NE(report.find("backend 'dev_no_store' does not support ROPE"), std::string::npos)
       << report;
   EXPECT_NE(report.find("STORE_KV into a f16 cache"), std::string::npos) << report;
+
+  // The per-shape MATMUL table adds up to the MATMUL rows of the op table. stories260K (n_embd 64,
+  // vocab 512, 5 layers of 7 MATMULs) ends in the output projection w[64, 512], which every pass
+  // runs on one row (the prompt's pass on its last); the prompt's pass runs most of the layers' 35
+  // on all its rows (the last layer's FFN only needs the last).
+  int64_t matmul_runs = 0;
+  double matmul_seconds = 0;
+  for (const auto& [key, t] : p.ops) {
+    if (key.first != Op::kMatMul) continue;
+    matmul_runs += t.count;
+    matmul_seconds += t.seconds;
+  }
+  int64_t shape_runs = 0;
+  double shape_seconds = 0;
+  int64_t output_m1 = 0, prompt_rows = 0;
+  for (const auto& [shape, t] : p.matmuls) {
+    shape_runs += t.count;
+    shape_seconds += t.seconds;
+    EXPECT_GT(t.weight_bytes, 0u);
+    if (shape.k == 64 && shape.n == 512) {
+      EXPECT_EQ(t.weight_bytes, 512 * RowBytes(shape.type, 64).value());
+      if (shape.m == 1) output_m1 += t.count;
+    }
+    if (shape.m > 1) prompt_rows += t.count;
+  }
+  EXPECT_EQ(shape_runs, matmul_runs);
+  EXPECT_NEAR(shape_seconds, matmul_seconds, 1e-9 * static_cast<double>(matmul_runs));
+  EXPECT_EQ(output_m1, 4);
+  EXPECT_GE(prompt_rows, 4 * 7);
+  EXPECT_LE(prompt_rows, 5 * 7);
+  EXPECT_NE(report.find("MATMUL by weight"), std::string::npos) << report;
 }
 
 TEST(SchedulerTest, WeightsAreUploadedOnceAndHostBackendsShareMemory) {
