@@ -113,9 +113,10 @@ struct AttentionRows {
   float* scratch = nullptr;  // AttentionRowsScratch(d, tokens · heads, nc) floats
 };
 inline constexpr int64_t kAttentionMaxHead = 256;
+// The query rows, their scores, 16 converted key rows and a byte per cell.
 inline size_t AttentionRowsScratch(int64_t d, int64_t rows, int64_t nc) {
   const int64_t nc16 = (nc + 15) / 16 * 16;
-  return static_cast<size_t>(rows * d + rows * nc16 + 16 * d);
+  return static_cast<size_t>(rows * d + rows * nc16 + 16 * d + nc16 / 4);
 }
 
 struct Kernels {

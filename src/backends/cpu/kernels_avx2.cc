@@ -928,6 +928,220 @@ float ExpSum(float* x, int64_t n, float max) {
          ((lanes[4] + lanes[5]) + (lanes[6] + lanes[7]));
 }
 
+// ---- attention on f16 caches (kernels.h AttentionRows) ----------------------------------------
+//
+// The AVX2 form of kernels_avx512.cc's block kernel: each K and V row is converted to f32 once per
+// call, for all the call's query rows (the dot tiles it replaces converted both operands of every
+// 4 × 4 tile, and their 32 accumulators spilled on AVX2's 16 registers).
+//   - Conversion: as in the f16 GEMV (F16ScaledDown), of each 32 elements 16 go through vcvtph2ps
+//     and 16 through the integer form, which lands in lanes {0-3, 8-11}, {4-7, 12-15} scaled by
+//     2^-112; the other operand (the query row, the softmax weight) takes that order and 2^112, so
+//     every product is exactly the one vcvtph2ps would give.
+//   - Scores, 8 cells at a time: the 8 key rows converted into kf (8 × d), then per query row 8
+//     FMA chains (one per cell, lanes: elements j mod 8 in that order) over the head dimension,
+//     reduced by a fixed tree of horizontal adds into one vector of the 8 cells' scores (Reduce8).
+//   - Softmax per row, 8 cells per vector: masked maximum, exponentials (Exp), their sum in f64,
+//     normalization and f16 rounding of the weights.
+//   - V: up to 4 query rows × 16 elements of accumulators stay in registers while the cells pass
+//     in order, each V element converted once per 4 rows. Cells whose weight is 0 in every row of
+//     the call are skipped (cells no token sees may hold stale or unwritten rows); otherwise every
+//     row adds w·v, which for w = 0 and a finite v leaves its sum unchanged bit for bit (the sums
+//     start at +0 and never become −0), so each output is Σ over its cells with w ≠ 0, in cell
+//     order, whatever the other rows of the call.
+// Per output the operations do not depend on the other rows or on nc, as kernels.h requires.
+
+// Lane c: the sum of a[c]'s 8 lanes, in a fixed order.
+inline __m256 Reduce8(const __m256 a[8]) {
+  const __m256 t0 = _mm256_hadd_ps(a[0], a[1]), t1 = _mm256_hadd_ps(a[2], a[3]);
+  const __m256 t2 = _mm256_hadd_ps(a[4], a[5]), t3 = _mm256_hadd_ps(a[6], a[7]);
+  // u0: lanes 0-3 the sums of a[0..3]'s elements 0-3, lanes 4-7 of their elements 4-7; u1: a[4..7].
+  const __m256 u0 = _mm256_hadd_ps(t0, t1), u1 = _mm256_hadd_ps(t2, t3);
+  const __m256 lo = _mm256_insertf128_ps(u0, _mm256_castps256_ps128(u1), 1);
+  const __m256 hi = _mm256_insertf128_ps(u1, _mm256_extractf128_ps(u0, 1), 0);
+  return _mm256_add_ps(lo, hi);
+}
+
+inline __m256 RoundF16(__m256 x) {
+  return _mm256_cvtph_ps(_mm256_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+}
+
+// Lanes where visible[0..7] is non-zero: all ones.
+inline __m256 VisibleMask(const uint8_t* visible) {
+  const __m256i v =
+      _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(visible)));
+  return _mm256_castsi256_ps(_mm256_cmpgt_epi32(v, _mm256_setzero_si256()));
+}
+
+// 32 f16 at p → 4 vectors: elements 0-7 and 8-15 (vcvtph2ps), then 16-31 in F16ScaledDown's form.
+inline void ConvertMixed32(const uint16_t* p, __m256 out[4]) {
+  out[0] = LoadF16(p);
+  out[1] = LoadF16(p + 8);
+  F16ScaledDown(p + 16, &out[2], &out[3]);
+}
+
+// The query row x (d floats) rounded to f16, in ConvertMixed32's lane order and scale.
+inline void PrepareQuery(const float* x, int64_t d, float* out) {
+  const __m256 up = _mm256_set1_ps(kTwoPow112);
+  for (int64_t j = 0; j < d; j += 32) {
+    const __m256 x2 = RoundF16(_mm256_loadu_ps(x + j + 16));
+    const __m256 x3 = RoundF16(_mm256_loadu_ps(x + j + 24));
+    _mm256_storeu_ps(out + j, RoundF16(_mm256_loadu_ps(x + j)));
+    _mm256_storeu_ps(out + j + 8, RoundF16(_mm256_loadu_ps(x + j + 8)));
+    _mm256_storeu_ps(out + j + 16, _mm256_mul_ps(_mm256_permute2f128_ps(x2, x3, 0x20), up));
+    _mm256_storeu_ps(out + j + 24, _mm256_mul_ps(_mm256_permute2f128_ps(x2, x3, 0x31), up));
+  }
+}
+
+// s[0..7] = the scores of query row q against the 8 converted key rows kf (d floats each).
+inline void ScoreBlock(const float* q, int64_t d, const float* kf, float* s) {
+  __m256 acc[8];
+  for (auto& a : acc) a = _mm256_setzero_ps();
+  for (int64_t j = 0; j < d; j += 8) {
+    const __m256 qv = _mm256_loadu_ps(q + j);
+    for (int c = 0; c < 8; ++c)
+      acc[c] = _mm256_fmadd_ps(_mm256_loadu_ps(kf + c * d + j), qv, acc[c]);
+  }
+  _mm256_storeu_ps(s, Reduce8(acc));
+}
+
+// out rows (NQ ≤ 4) [j0, j0 + 16) = Σ_c w[i · w_stride + c] · v_c[j0 ..] over the cells c with
+// used[c] (see above). kScaled: elements 16-31 of a 32 (ConvertMixed32's integer half, the weight
+// · 2^112), else 0-15 (vcvtph2ps). 4 rows × 16 elements keep the 8 sums and the converted V row in
+// registers (4 × 32 spilled).
+template <int NQ, bool kScaled>
+inline void WeightedBlock(const float* w, size_t w_stride, int64_t nc, const uint8_t* used,
+                          const uint16_t* v, size_t v_stride, int64_t j0, float* const* out) {
+  __m256 acc[NQ][2];
+  for (int i = 0; i < NQ; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < nc; ++c) {
+    if (used[c] == 0) continue;
+    const uint16_t* row = v + c * v_stride + j0;
+    __m256 v0, v1;
+    if constexpr (kScaled) {
+      F16ScaledDown(row, &v0, &v1);
+    } else {
+      v0 = LoadF16(row);
+      v1 = LoadF16(row + 8);
+    }
+    for (int i = 0; i < NQ; ++i) {
+      __m256 b = _mm256_broadcast_ss(w + i * w_stride + c);
+      if constexpr (kScaled) b = _mm256_mul_ps(b, _mm256_set1_ps(kTwoPow112));
+      acc[i][0] = _mm256_fmadd_ps(b, v0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(b, v1, acc[i][1]);
+    }
+  }
+  for (int i = 0; i < NQ; ++i) {
+    float* o = out[i] + j0;
+    if constexpr (kScaled) {  // lanes {0-3, 8-11} and {4-7, 12-15} back in order
+      _mm_storeu_ps(o, _mm256_castps256_ps128(acc[i][0]));
+      _mm_storeu_ps(o + 4, _mm256_castps256_ps128(acc[i][1]));
+      _mm_storeu_ps(o + 8, _mm256_extractf128_ps(acc[i][0], 1));
+      _mm_storeu_ps(o + 12, _mm256_extractf128_ps(acc[i][1], 1));
+    } else {
+      _mm256_storeu_ps(o, acc[i][0]);
+      _mm256_storeu_ps(o + 8, acc[i][1]);
+    }
+  }
+}
+
+template <int NQ>
+inline void WeightedRows32(const float* w, size_t w_stride, int64_t nc, const uint8_t* used,
+                           const uint16_t* v, size_t v_stride, int64_t d, float* const* out) {
+  for (int64_t j0 = 0; j0 < d; j0 += 32) {
+    WeightedBlock<NQ, false>(w, w_stride, nc, used, v, v_stride, j0, out);
+    WeightedBlock<NQ, true>(w, w_stride, nc, used, v, v_stride, j0 + 16, out);
+  }
+}
+
+void AttentionF16(const AttentionRows& t) {
+  const int64_t d = t.d;
+  const int nq = t.tokens * t.heads;
+  const int64_t nc16 = (t.nc + 15) / 16 * 16, nc8 = (t.nc + 7) / 8 * 8;
+  float* qr = t.scratch;      // nq × d: the query rows rounded to f16 (PrepareQuery)
+  float* s = qr + nq * d;     // nq × nc16: scores, then weights
+  float* kf = s + nq * nc16;  // 8 × d: 8 key rows converted (ConvertMixed32)
+  // Which cells some row of the call weights (V skips the others): 1 byte per cell, after kf.
+  auto* used = reinterpret_cast<uint8_t*>(kf + 8 * d);
+  for (int i = 0; i < nq; ++i) {
+    const int tok = i / t.heads, h = i % t.heads;
+    PrepareQuery(t.q + tok * t.q_token_stride + h * t.q_head_stride, d, qr + i * d);
+  }
+  // Scores.
+  for (int64_t c0 = 0; c0 < t.nc; c0 += 8) {
+    const int64_t left = std::min<int64_t>(8, t.nc - c0);
+    for (int64_t c = 0; c < 8; ++c) {
+      const uint16_t* row = t.k + (c0 + c) * t.k_stride;
+      for (int64_t j = 0; j < d; j += 32) {
+        __m256 kv[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                        _mm256_setzero_ps()};
+        if (c < left) ConvertMixed32(row + j, kv);
+        for (int u = 0; u < 4; ++u) _mm256_storeu_ps(kf + c * d + j + 8 * u, kv[u]);
+      }
+    }
+    for (int i = 0; i < nq; ++i) ScoreBlock(qr + i * d, d, kf, s + i * nc16 + c0);
+  }
+  // Softmax per row.
+  const __m256 scale = _mm256_set1_ps(t.scale);
+  const __m256 hidden = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  if (t.nc > 0) std::memset(used, 0, static_cast<size_t>(t.nc));
+  for (int i = 0; i < nq; ++i) {
+    float* row = s + i * nc16;
+    const uint8_t* vis = t.visible + (i / t.heads) * t.mask_stride;
+    __m256 mx = hidden;
+    for (int64_t c = 0; c < nc8; c += 8) {
+      const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(row + c), scale);
+      _mm256_storeu_ps(row + c, x);
+      mx = _mm256_blendv_ps(mx, _mm256_max_ps(mx, x), VisibleMask(vis + c));
+    }
+    const float max = Hmax(mx);
+    if (max == -std::numeric_limits<float>::infinity()) {
+      std::fill(row, row + nc16, 0.0f);  // no visible cell: zeros
+      continue;
+    }
+    const __m256 vmax = _mm256_set1_ps(max);
+    __m256d sum0 = _mm256_setzero_pd(), sum1 = _mm256_setzero_pd();
+    for (int64_t c = 0; c < nc8; c += 8) {
+      const __m256 e =
+          _mm256_and_ps(VisibleMask(vis + c), Exp(_mm256_sub_ps(_mm256_loadu_ps(row + c), vmax)));
+      _mm256_storeu_ps(row + c, e);
+      sum0 = _mm256_add_pd(sum0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+      sum1 = _mm256_add_pd(sum1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+    }
+    alignas(32) double lanes[4];
+    _mm256_store_pd(lanes, _mm256_add_pd(sum0, sum1));
+    const double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+    const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / sum));
+    for (int64_t c = 0; c < nc8; c += 8) {
+      _mm256_storeu_ps(row + c, RoundF16(_mm256_mul_ps(_mm256_loadu_ps(row + c), inv)));
+    }
+    for (int64_t c = 0; c < t.nc; ++c) used[c] |= row[c] != 0.0f ? 1 : 0;
+  }
+  // Weighted sums of the V rows.
+  for (int i0 = 0; i0 < nq; i0 += 4) {
+    const int n = std::min(4, nq - i0);
+    float* rows[4];
+    for (int i = 0; i < n; ++i) {
+      const int tok = (i0 + i) / t.heads, h = (i0 + i) % t.heads;
+      rows[i] = t.out + tok * t.out_token_stride + h * t.out_head_stride;
+    }
+    const float* w = s + i0 * nc16;
+    switch (n) {
+      case 1:
+        WeightedRows32<1>(w, nc16, t.nc, used, t.v, t.v_stride, d, rows);
+        break;
+      case 2:
+        WeightedRows32<2>(w, nc16, t.nc, used, t.v, t.v_stride, d, rows);
+        break;
+      case 3:
+        WeightedRows32<3>(w, nc16, t.nc, used, t.v, t.v_stride, d, rows);
+        break;
+      default:
+        WeightedRows32<4>(w, nc16, t.nc, used, t.v, t.v_stride, d, rows);
+        break;
+    }
+  }
+}
+
 Kernels MakeAvx2() {
   Kernels k = GenericKernels();
   k.isa = "avx2";
@@ -962,6 +1176,7 @@ Kernels MakeAvx2() {
   k.scale_f32 = ScaleF32;
   k.exp_sum = ExpSum;
   k.weighted_rows = WeightedRows;
+  k.attention_f16 = AttentionF16;
   k.glu = GluRow;
   AddAvx2RepackedKernels(&k);
   AddFileLayoutCopies(&k);

@@ -608,6 +608,109 @@ TEST(CpuKernels, WeightedRowsEqualAxpySequence) {
   }
 }
 
+// The f16 block attention (kernels.h AttentionRows) of tables that have one, against a scalar
+// reference in f64 on the same f16-rounded operands (query rows and softmax weights rounded to f16
+// as core/graph.h defines the op): 3 tokens × 3 heads of one kv head over 37 cells, each token
+// seeing a different prefix, and cells no token sees holding NaN (stale or unwritten rows must not
+// reach the output). Each output row must also come out bit for bit the same when the rows are
+// split over separate calls (per token, per token and head), as the CPU backend's work split
+// assumes.
+TEST(CpuKernels, AttentionF16MatchesReferenceWhateverTheSplit) {
+  for (const Kernels* k : Tables()) {
+    if (k->attention_f16 == nullptr) continue;
+    for (const int64_t d : {64, 128, 256}) {
+      constexpr int kTokens = 3, kHeads = 3;
+      constexpr int64_t kCells = 37;
+      const int64_t nc16 = (kCells + 15) / 16 * 16;
+      const std::vector<float> q = RandomValues(kTokens * kHeads * d, 31);
+      std::vector<float> kf = RandomValues(kCells * d, 32), vf = RandomValues(kCells * d, 33);
+      std::vector<uint8_t> visible(static_cast<size_t>(kTokens * nc16), 0);
+      for (int t = 0; t < kTokens; ++t) {
+        for (int64_t c = 0; c <= 30 + 2 * t; ++c) visible[static_cast<size_t>(t * nc16 + c)] = 1;
+        visible[static_cast<size_t>(t * nc16 + 4)] = 0;  // a hole no token sees
+      }
+      std::vector<uint16_t> kh(kf.size()), vh(vf.size());
+      for (size_t i = 0; i < kf.size(); ++i) {
+        kh[i] = F32ToF16(0.25f * kf[i]);
+        vh[i] = F32ToF16(vf[i]);
+      }
+      for (int64_t c : {int64_t{4}, int64_t{35}, int64_t{36}}) {  // no token sees them
+        std::fill_n(kh.begin() + c * d, d, uint16_t{0x7e00});
+        std::fill_n(vh.begin() + c * d, d, uint16_t{0x7e00});
+      }
+      const float scale = 1.0f / std::sqrt(static_cast<float>(d));
+      // out[t][h][·] for a call on tokens [t0, t0 + nt) and heads [h0, h0 + nh).
+      std::vector<float> scratch(AttentionRowsScratch(d, kTokens * kHeads, kCells));
+      auto run = [&](int t0, int nt, int h0, int nh, std::vector<float>& out) {
+        AttentionRows task;
+        task.d = d;
+        task.tokens = nt;
+        task.heads = nh;
+        task.q = q.data() + (t0 * kHeads + h0) * d;
+        task.q_token_stride = task.out_token_stride = static_cast<size_t>(kHeads * d);
+        task.q_head_stride = task.out_head_stride = static_cast<size_t>(d);
+        task.out = out.data() + (t0 * kHeads + h0) * d;
+        task.nc = kCells;
+        task.visible = visible.data() + t0 * nc16;
+        task.mask_stride = static_cast<size_t>(nc16);
+        task.k = kh.data();
+        task.v = vh.data();
+        task.k_stride = task.v_stride = static_cast<size_t>(d);
+        task.scale = scale;
+        task.scratch = scratch.data();
+        k->attention_f16(task);
+      };
+      const size_t n_out = static_cast<size_t>(kTokens * kHeads * d);
+      std::vector<float> whole(n_out, -1.0f), per_token(n_out, -2.0f), per_row(n_out, -3.0f);
+      run(0, kTokens, 0, kHeads, whole);
+      for (int t = 0; t < kTokens; ++t) {
+        run(t, 1, 0, kHeads, per_token);
+        for (int h = 0; h < kHeads; ++h) run(t, 1, h, 1, per_row);
+      }
+      for (size_t i = 0; i < n_out; ++i) {
+        ASSERT_TRUE(std::isfinite(whole[i])) << k->isa << " d=" << d << " i=" << i;
+        ASSERT_EQ(whole[i], per_token[i]) << k->isa << " d=" << d << " i=" << i;
+        ASSERT_EQ(whole[i], per_row[i]) << k->isa << " d=" << d << " i=" << i;
+      }
+      double err = 0, norm = 0;
+      for (int t = 0; t < kTokens; ++t) {
+        for (int h = 0; h < kHeads; ++h) {
+          const float* qr = q.data() + (t * kHeads + h) * d;
+          std::vector<double> p(static_cast<size_t>(kCells), 0.0);
+          double max = -std::numeric_limits<double>::infinity(), sum = 0;
+          for (int64_t c = 0; c < kCells; ++c) {
+            if (visible[static_cast<size_t>(t * nc16 + c)] == 0) continue;
+            double dot = 0;
+            for (int64_t j = 0; j < d; ++j) {
+              dot += static_cast<double>(F16ToF32(F32ToF16(qr[j]))) * F16ToF32(kh[c * d + j]);
+            }
+            p[static_cast<size_t>(c)] = dot * scale;
+            max = std::max(max, p[static_cast<size_t>(c)]);
+          }
+          for (int64_t c = 0; c < kCells; ++c) {
+            if (visible[static_cast<size_t>(t * nc16 + c)] == 0) continue;
+            p[static_cast<size_t>(c)] = std::exp(p[static_cast<size_t>(c)] - max);
+            sum += p[static_cast<size_t>(c)];
+          }
+          for (int64_t j = 0; j < d; ++j) {
+            double want = 0;
+            for (int64_t c = 0; c < kCells; ++c) {
+              if (visible[static_cast<size_t>(t * nc16 + c)] == 0) continue;
+              const double w =
+                  F16ToF32(F32ToF16(static_cast<float>(p[static_cast<size_t>(c)] / sum)));
+              want += w * F16ToF32(vh[c * d + j]);
+            }
+            const double got = whole[static_cast<size_t>((t * kHeads + h) * d + j)];
+            err += (got - want) * (got - want);
+            norm += want * want;
+          }
+        }
+      }
+      EXPECT_LT(err / norm, 1e-8) << k->isa << " d=" << d;
+    }
+  }
+}
+
 TEST(CpuThreadPool, BarrierSeparatesPhases) {
   for (int threads : {1, 2, 3, 5}) {
     ThreadPool pool(threads);

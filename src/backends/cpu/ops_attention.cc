@@ -1,10 +1,10 @@
 // ATTENTION over the KV cache, in two ways.
 //
 // With f16 caches, no softcap and a head size that is a multiple of 64, tables that have a block
-// kernel (kernels.h AttentionRows; the AVX-512 table) get work items of up to 32 tokens × the query
-// heads of one kv head (the latest tokens first: they see the most cells), so each K and V row is
-// converted once for up to 96 query rows: 125M llama Q4_0 pp512, 1 thread, ATTENTION 376 → about
-// 42 ms per pass (--profile; whole pp512 846 → ~1450 t/s on a quiet machine).
+// kernel (kernels.h AttentionRows; the AVX-512 and AVX2 tables) get work items of up to 32 tokens
+// × the query heads of one kv head (the latest tokens first: they see the most cells), so each K
+// and V row is converted once for up to 96 query rows: 125M llama Q4_0 pp512, 1 thread, ATTENTION
+// 376 → about 42 ms per pass (AVX-512, --profile; whole pp512 846 → ~1450 t/s on a quiet machine).
 //
 // Otherwise (other tables, f32 caches, softcap, other head sizes) a work item is a block of query
 // rows that read the same KV head: up to kRowsPerItem rows made of a few tokens × the query heads
@@ -122,8 +122,19 @@ void Attention(const Node& node, const OpContext& ctx) {
     const int64_t hkv = kc.ne[1];
     const int64_t tb = TokensPerItem(node);
     const int64_t blocks = (t_count + tb - 1) / tb;
-    // Few items for the threads (generation): the query heads of a group go to separate items.
-    const int64_t heads = blocks * hkv >= 4 * ctx.nth ? group : 1;
+    // Few items for the threads (generation): the query heads of a group are split over items,
+    // but only as far as the threads need: each item converts its K and V rows once for all its
+    // rows, so a split multiplies that work (on the AVX2 Zen 1, 125M llama tg32 @ d2048 with 2
+    // threads ran at 0.74× with one head per item). The largest divisor of the group that gives
+    // the threads equal shares (or at least 4 items each) is taken.
+    auto items_with = [&](int64_t h) { return blocks * hkv * (group / h); };
+    int64_t heads = group;
+    while (heads > 1 && items_with(heads) < 4 * ctx.nth &&
+           (items_with(heads) < ctx.nth || items_with(heads) % ctx.nth != 0)) {
+      do {
+        --heads;
+      } while (group % heads != 0);
+    }
     const int64_t splits = group / heads;
     const int64_t items = blocks * hkv * splits;
     const int64_t c16 = Round16(c_count);
