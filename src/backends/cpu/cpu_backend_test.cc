@@ -408,6 +408,11 @@ TEST_F(CpuVsReference, Attention) {
     window.window = 32;
     window.softcap = 30.0f;
     Check(harness::AttentionSpec(256, 4, 1, 4, 200, 1, cache, window), kFloatNmse);
+    // A window without softcap (Gemma 3), which the f16 block kernel takes: only the cells from
+    // the window's start (rounded down to 16) reach it.
+    window.softcap = 0.0f;
+    Check(harness::AttentionSpec(256, 4, 1, 4, 200, 1, cache, window), kFloatNmse);
+    Check(harness::AttentionSpec(64, 6, 2, 40, 300, 2, cache, window), kFloatNmse);
     AttentionParams llama;
     llama.scale = 0.125f;
     Check(harness::AttentionSpec(64, 32, 8, 6, 150, 3, cache, llama), kFloatNmse);

@@ -251,6 +251,7 @@ void BM_AttentionF16(benchmark::State& state) {
 BENCHMARK(BM_AttentionF16)
     ->ArgsProduct({{1, 4}, {64}, {64, 128, 1024, 4096}})
     ->Args({4, 256, 128})
+    ->Args({4, 256, 2048})
     ->ArgNames({"rows", "d", "cells"})
     ->Unit(benchmark::kMicrosecond);
 

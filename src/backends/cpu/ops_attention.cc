@@ -147,16 +147,18 @@ void Attention(const Node& node, const OpContext& ctx) {
     task.out_token_stride = out.nb[1] / sizeof(float);
     task.out_head_stride = static_cast<size_t>(d);
     task.visible = mask;
-    task.mask_stride = static_cast<size_t>(c16);
     task.k_stride = kc.nb[2] / sizeof(uint16_t);
     task.v_stride = vc.nb[2] / sizeof(uint16_t);
     task.scale = p.scale;
     task.scratch = ctx.thread_scratch + (tb * c16 + 3) / 4;
     // The visibility of a token block is the same for every head: a thread keeps the last one it
     // built (items of a block are consecutive). In generation it was rebuilt for each of a 125M
-    // llama's 12 KV heads, over every cell of the cache.
+    // llama's 12 KV heads, over every cell of the cache. The kernel gets only the cells from the
+    // first one a token of the block sees (rounded down to a multiple of 16, so every cell keeps
+    // its vector lane and results do not depend on the block) to the last: a sliding window
+    // (Gemma 3: 512 of a long context) leaves the cells before it out.
     int64_t mask_block = -1;
-    int64_t nc = 0;  // the cells past the last visible one are left out
+    int64_t lo = 0, hi = 0;  // the block's cells [lo, hi)
     for (int64_t item = ctx.counter->fetch_add(1, std::memory_order_relaxed); item < items;
          item = ctx.counter->fetch_add(1, std::memory_order_relaxed)) {
       const int64_t b = blocks - 1 - item / (hkv * splits);  // the latest (largest) blocks first
@@ -165,27 +167,37 @@ void Attention(const Node& node, const OpContext& ctx) {
       const int64_t t0 = b * tb, nt = std::min(tb, t_count - t0);
       if (b != mask_block) {
         mask_block = b;
-        nc = 0;
+        lo = c_count;
+        hi = 0;
         for (int64_t t = 0; t < nt; ++t) {
           const int32_t pos = tokens[2 * (t0 + t)], seq = tokens[2 * (t0 + t) + 1];
-          uint8_t* m = mask + t * c16;
           for (int64_t c = 0; c < c_count; ++c) {
-            const bool seen = Sees(cells, c, pos, seq, p.window);
-            m[c] = seen ? 1 : 0;
-            if (seen) nc = std::max(nc, c + 1);
+            if (Sees(cells, c, pos, seq, p.window)) {
+              lo = std::min(lo, c);
+              hi = std::max(hi, c + 1);
+            }
           }
-          std::fill(m + c_count, m + c16, uint8_t{0});
         }
+        lo = hi > lo ? lo / 16 * 16 : 0;
+        hi = std::max(hi, lo);
+        const int64_t n16 = Round16(hi - lo);
+        for (int64_t t = 0; t < nt; ++t) {
+          const int32_t pos = tokens[2 * (t0 + t)], seq = tokens[2 * (t0 + t) + 1];
+          uint8_t* m = mask + t * n16;
+          for (int64_t c = lo; c < hi; ++c) m[c - lo] = Sees(cells, c, pos, seq, p.window) ? 1 : 0;
+          std::fill(m + (hi - lo), m + n16, uint8_t{0});
+        }
+        task.mask_stride = static_cast<size_t>(n16);
       }
       task.tokens = static_cast<int>(nt);
       task.q = reinterpret_cast<const float*>(static_cast<const char*>(q.data) + t0 * q.nb[2] +
                                               h0 * q.nb[1]);
       task.out = reinterpret_cast<float*>(static_cast<char*>(out.data) + t0 * out.nb[1]) + h0 * d;
-      task.nc = nc;
-      task.k =
-          reinterpret_cast<const uint16_t*>(static_cast<const char*>(kc.data) + kvh * kc.nb[1]);
-      task.v =
-          reinterpret_cast<const uint16_t*>(static_cast<const char*>(vc.data) + kvh * vc.nb[1]);
+      task.nc = hi - lo;
+      task.k = reinterpret_cast<const uint16_t*>(static_cast<const char*>(kc.data) +
+                                                 kvh * kc.nb[1] + lo * kc.nb[2]);
+      task.v = reinterpret_cast<const uint16_t*>(static_cast<const char*>(vc.data) +
+                                                 kvh * vc.nb[1] + lo * vc.nb[2]);
       kern.attention_f16(task);
     }
     return;
