@@ -319,8 +319,9 @@ Command AddBench(CLI::App& app) {
       ->check(CLI::IsMember({"md", "json", "csv"}))
       ->capture_default_str();
   app.add_flag("--profile", opt->profile,
-               "Time every node and print a per-op profile of each test to stderr (slows the "
-               "tests: each node is synchronized)");
+               "Time every node and print a per-op profile of each test to stderr, with the "
+               "MATMULs by weight type and shape (weight GB/s, GFLOP/s); slows the tests: each "
+               "node is synchronized");
   app.add_flag("--no-repack", opt->no_repack, kNoRepackHelp);
   app.add_flag("--bandwidth", opt->bandwidth,
                "Also measure the memory read bandwidth for each thread count (alone without -m)");

@@ -24,8 +24,9 @@ void AddModelFlags(CLI::App& app, ModelFlags& flags) {
                  "Load a backend plug-in (shared library) and run on it unless --backend names "
                  "another backend");
   app.add_flag("--profile", flags.profile,
-               "Time every node and print, per op type, count, time, share and backend, and the "
-               "nodes that fell back to the CPU and why (to stderr)");
+               "Time every node and print, per op type, count, time, share and backend, the nodes "
+               "that fell back to the CPU and why, and the MATMULs by weight type and shape with "
+               "their weight GB/s and GFLOP/s (to stderr)");
   app.add_option("-t,--threads", flags.threads, "Threads (0: one per core)")->capture_default_str();
   app.add_option("-c,--ctx-size", flags.n_ctx,
                  "Context size in tokens (0: the training context, at most 4096)")
