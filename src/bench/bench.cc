@@ -92,25 +92,29 @@ TestResult RunTest(Engine& engine, const TestSpec& spec) {
   return result;
 }
 
+namespace {
+
+// after −= before per key (OpTiming count and seconds); keys left with no runs are dropped.
+template <typename Map>
+void SubtractTimings(Map& after, const Map& before) {
+  for (auto& [key, timing] : after) {
+    auto it = before.find(key);
+    if (it == before.end()) continue;
+    timing.count -= it->second.count;
+    timing.seconds -= it->second.seconds;
+  }
+  std::erase_if(after, [](const auto& entry) { return entry.second.count == 0; });
+}
+
+}  // namespace
+
 SchedulerProfile ProfileDelta(const SchedulerProfile& after, const SchedulerProfile& before) {
   SchedulerProfile d = after;
   d.passes -= before.passes;
   d.nodes -= before.nodes;
   d.fallback_nodes -= before.fallback_nodes;
-  for (auto& [key, timing] : d.ops) {
-    auto it = before.ops.find(key);
-    if (it == before.ops.end()) continue;
-    timing.count -= it->second.count;
-    timing.seconds -= it->second.seconds;
-  }
-  std::erase_if(d.ops, [](const auto& entry) { return entry.second.count == 0; });
-  for (auto& [key, timing] : d.matmuls) {
-    auto it = before.matmuls.find(key);
-    if (it == before.matmuls.end()) continue;
-    timing.count -= it->second.count;
-    timing.seconds -= it->second.seconds;
-  }
-  std::erase_if(d.matmuls, [](const auto& entry) { return entry.second.count == 0; });
+  SubtractTimings(d.ops, before.ops);
+  SubtractTimings(d.matmuls, before.matmuls);
   d.copies.count -= before.copies.count;
   d.copies.seconds -= before.copies.seconds;
   d.copy_bytes -= before.copy_bytes;

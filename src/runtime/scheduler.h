@@ -52,9 +52,7 @@ struct MatMulShape {
   auto operator<=>(const MatMulShape&) const = default;
 };
 
-struct MatMulTiming {
-  int64_t count = 0;
-  double seconds = 0;
+struct MatMulTiming : OpTiming {
   uint64_t weight_bytes = 0;  // of one run: the weight tensor's size
 };
 

@@ -111,6 +111,15 @@ struct AttentionRows {
   size_t k_stride = 0, v_stride = 0;
   float scale = 1.0f;
   float* scratch = nullptr;  // AttentionRowsScratch(d, tokens · heads, nc) floats
+
+  // Row i of the call (token i / heads, head i % heads): its query, its output, its token's mask.
+  const float* query(int i) const {
+    return q + (i / heads) * q_token_stride + (i % heads) * q_head_stride;
+  }
+  float* output(int i) const {
+    return out + (i / heads) * out_token_stride + (i % heads) * out_head_stride;
+  }
+  const uint8_t* mask(int i) const { return visible + (i / heads) * mask_stride; }
 };
 inline constexpr int64_t kAttentionMaxHead = 256;
 // The query rows, their scores, 16 converted key rows and a byte per cell.

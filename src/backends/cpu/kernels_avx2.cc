@@ -1063,8 +1063,7 @@ void AttentionF16(const AttentionRows& t) {
   // Which cells some row of the call weights (V skips the others): 1 byte per cell, after kf.
   auto* used = reinterpret_cast<uint8_t*>(kf + 8 * d);
   for (int i = 0; i < nq; ++i) {
-    const int tok = i / t.heads, h = i % t.heads;
-    PrepareQuery(t.q + tok * t.q_token_stride + h * t.q_head_stride, d, qr + i * d);
+    PrepareQuery(t.query(i), d, qr + i * d);
   }
   // Scores.
   for (int64_t c0 = 0; c0 < t.nc; c0 += 8) {
@@ -1086,7 +1085,7 @@ void AttentionF16(const AttentionRows& t) {
   if (t.nc > 0) std::memset(used, 0, static_cast<size_t>(t.nc));
   for (int i = 0; i < nq; ++i) {
     float* row = s + i * nc16;
-    const uint8_t* vis = t.visible + (i / t.heads) * t.mask_stride;
+    const uint8_t* vis = t.mask(i);
     __m256 mx = hidden;
     for (int64_t c = 0; c < nc8; c += 8) {
       const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(row + c), scale);
@@ -1120,10 +1119,7 @@ void AttentionF16(const AttentionRows& t) {
   for (int i0 = 0; i0 < nq; i0 += 4) {
     const int n = std::min(4, nq - i0);
     float* rows[4];
-    for (int i = 0; i < n; ++i) {
-      const int tok = (i0 + i) / t.heads, h = (i0 + i) % t.heads;
-      rows[i] = t.out + tok * t.out_token_stride + h * t.out_head_stride;
-    }
+    for (int i = 0; i < n; ++i) rows[i] = t.output(i0 + i);
     const float* w = s + i0 * nc16;
     switch (n) {
       case 1:

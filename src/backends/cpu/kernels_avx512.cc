@@ -1905,8 +1905,7 @@ void AttentionF16(const AttentionRows& t) {
   float* s = qr + nq * d;     // nq × nc16: scores, then weights
   float* kt = s + nq * nc16;  // d × 16: 16 key rows in f32, transposed
   for (int i = 0; i < nq; ++i) {
-    const int tok = i / t.heads, h = i % t.heads;
-    const float* src = t.q + tok * t.q_token_stride + h * t.q_head_stride;
+    const float* src = t.query(i);
     for (int64_t j = 0; j < d; j += 16)
       _mm512_storeu_ps(qr + i * d + j, RoundF16(_mm512_loadu_ps(src + j)));
   }
@@ -1925,7 +1924,7 @@ void AttentionF16(const AttentionRows& t) {
   const __m512 hidden = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
   for (int i = 0; i < nq; ++i) {
     float* row = s + i * nc16;
-    const uint8_t* vis = t.visible + (i / t.heads) * t.mask_stride;
+    const uint8_t* vis = t.mask(i);
     __m512 mx = hidden;
     for (int64_t c = 0; c < nc16; c += 16) {
       const __mmask16 m = _mm_test_epi8_mask(
@@ -1963,10 +1962,7 @@ void AttentionF16(const AttentionRows& t) {
   for (int i0 = 0; i0 < nq; i0 += 4) {
     const int n = std::min(4, nq - i0);
     float* rows[4];
-    for (int i = 0; i < n; ++i) {
-      const int tok = (i0 + i) / t.heads, h = (i0 + i) % t.heads;
-      rows[i] = t.out + tok * t.out_token_stride + h * t.out_head_stride;
-    }
+    for (int i = 0; i < n; ++i) rows[i] = t.output(i0 + i);
     const float* w = s + i0 * nc16;
     for (int64_t j0 = 0; j0 < d; j0 += 64) {
       switch (n) {

@@ -672,33 +672,32 @@ TEST(CpuKernels, AttentionF16MatchesReferenceWhateverTheSplit) {
         ASSERT_EQ(whole[i], per_token[i]) << k->isa << " d=" << d << " i=" << i;
         ASSERT_EQ(whole[i], per_row[i]) << k->isa << " d=" << d << " i=" << i;
       }
+      auto seen = [&](int t, int64_t c) { return visible[static_cast<size_t>(t * nc16 + c)] != 0; };
       double err = 0, norm = 0;
       for (int t = 0; t < kTokens; ++t) {
         for (int h = 0; h < kHeads; ++h) {
           const float* qr = q.data() + (t * kHeads + h) * d;
-          std::vector<double> p(static_cast<size_t>(kCells), 0.0);
+          std::vector<double> p(static_cast<size_t>(kCells), 0.0);  // scores, then exponentials
           double max = -std::numeric_limits<double>::infinity(), sum = 0;
           for (int64_t c = 0; c < kCells; ++c) {
-            if (visible[static_cast<size_t>(t * nc16 + c)] == 0) continue;
+            if (!seen(t, c)) continue;
             double dot = 0;
             for (int64_t j = 0; j < d; ++j) {
               dot += static_cast<double>(F16ToF32(F32ToF16(qr[j]))) * F16ToF32(kh[c * d + j]);
             }
-            p[static_cast<size_t>(c)] = dot * scale;
-            max = std::max(max, p[static_cast<size_t>(c)]);
+            p[c] = dot * scale;
+            max = std::max(max, p[c]);
           }
           for (int64_t c = 0; c < kCells; ++c) {
-            if (visible[static_cast<size_t>(t * nc16 + c)] == 0) continue;
-            p[static_cast<size_t>(c)] = std::exp(p[static_cast<size_t>(c)] - max);
-            sum += p[static_cast<size_t>(c)];
+            if (!seen(t, c)) continue;
+            p[c] = std::exp(p[c] - max);
+            sum += p[c];
           }
           for (int64_t j = 0; j < d; ++j) {
             double want = 0;
             for (int64_t c = 0; c < kCells; ++c) {
-              if (visible[static_cast<size_t>(t * nc16 + c)] == 0) continue;
-              const double w =
-                  F16ToF32(F32ToF16(static_cast<float>(p[static_cast<size_t>(c)] / sum)));
-              want += w * F16ToF32(vh[c * d + j]);
+              if (!seen(t, c)) continue;
+              want += F16ToF32(F32ToF16(static_cast<float>(p[c] / sum))) * F16ToF32(vh[c * d + j]);
             }
             const double got = whole[static_cast<size_t>((t * kHeads + h) * d + j)];
             err += (got - want) * (got - want);

@@ -147,7 +147,7 @@ void Attention(const Node& node, const OpContext& ctx) {
     task.q_head_stride = q.nb[1] / sizeof(float);
     task.out_token_stride = out.nb[1] / sizeof(float);
     task.out_head_stride = static_cast<size_t>(d);
-    task.visible = mask;
+    task.mask_stride = static_cast<size_t>(c16);
     task.k_stride = kc.nb[2] / sizeof(uint16_t);
     task.v_stride = vc.nb[2] / sizeof(uint16_t);
     task.scale = p.scale;
@@ -172,24 +172,21 @@ void Attention(const Node& node, const OpContext& ctx) {
         hi = 0;
         for (int64_t t = 0; t < nt; ++t) {
           const int32_t pos = tokens[2 * (t0 + t)], seq = tokens[2 * (t0 + t) + 1];
+          uint8_t* m = mask + t * c16;
           for (int64_t c = 0; c < c_count; ++c) {
-            if (Sees(cells, c, pos, seq, p.window)) {
+            const bool seen = Sees(cells, c, pos, seq, p.window);
+            m[c] = seen ? 1 : 0;
+            if (seen) {
               lo = std::min(lo, c);
               hi = std::max(hi, c + 1);
             }
           }
+          std::fill(m + c_count, m + c16, uint8_t{0});
         }
+        // The kernel reads the mask rows from lo on, up to Round16(hi) ≤ c16.
         lo = hi > lo ? lo / 16 * 16 : 0;
-        hi = std::max(hi, lo);
-        const int64_t n16 = Round16(hi - lo);
-        for (int64_t t = 0; t < nt; ++t) {
-          const int32_t pos = tokens[2 * (t0 + t)], seq = tokens[2 * (t0 + t) + 1];
-          uint8_t* m = mask + t * n16;
-          for (int64_t c = lo; c < hi; ++c) m[c - lo] = Sees(cells, c, pos, seq, p.window) ? 1 : 0;
-          std::fill(m + (hi - lo), m + n16, uint8_t{0});
-        }
-        task.mask_stride = static_cast<size_t>(n16);
       }
+      task.visible = mask + lo;
       task.tokens = static_cast<int>(nt);
       task.q = reinterpret_cast<const float*>(static_cast<const char*>(q.data) + t0 * q.nb[2] +
                                               h0 * q.nb[1]);
