@@ -141,6 +141,17 @@ def test_depth_fills_the_cache_first():
     assert "| tg4 @ d16 |" in md
 
 
+def test_profile_leaves_out_the_depth():
+    # 4 generated tokens × (warm-up + 2 repetitions) = 12 single-token passes; the passes that fill
+    # the 16 cells of depth (one per run) are not the test's.
+    err = ok("bench", "-m", STORIES, "-p", "0", "-n", "4", "-d", "16", "-r", "2", "-t", "1",
+             "--profile").stderr
+    assert "profile of tg4 @ d16 (warm-up and repetitions, not the depth's passes" in err
+    assert "dizuo profile: 12 forward passes" in err, err
+    err = ok("bench", "-m", STORIES, "-p", "8", "-n", "0", "-r", "1", "-t", "1", "--profile").stderr
+    assert "dizuo profile: 2 forward passes" in err, err
+
+
 def test_bandwidth_probe():
     out = json.loads(ok("bench", "--bandwidth", "--bandwidth-mib", "32", "-t", "1,2", "-o",
                         "json").stdout)

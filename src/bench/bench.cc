@@ -23,8 +23,9 @@ double SampleStddev(const std::vector<double>& v) {
   return std::sqrt(sum / static_cast<double>(v.size() - 1));
 }
 
-// Evaluates the test's tokens once; returns the seconds the forward passes took.
-double RunOnce(Engine& engine, const TestSpec& spec) {
+// Evaluates the test's tokens once; returns the seconds the forward passes took. With `profile`,
+// adds to it the profile of the timed passes (not the depth's).
+double RunOnce(Engine& engine, const TestSpec& spec, SchedulerProfile* profile) {
   engine.RemoveSequence(0);
   const int n = spec.n_tokens;
   const int d = spec.depth;
@@ -35,6 +36,7 @@ double RunOnce(Engine& engine, const TestSpec& spec) {
       context[static_cast<size_t>(i)] = {BenchTokenId(i, n_vocab), i, 0, i == d - 1};
     engine.Decode(context);
   }
+  const SchedulerProfile before = profile ? engine.profile() : SchedulerProfile{};
   double seconds = 0;
   if (spec.kind == TestKind::kPrompt) {
     std::vector<BatchToken> batch(static_cast<size_t>(n));
@@ -51,6 +53,7 @@ double RunOnce(Engine& engine, const TestSpec& spec) {
     }
     seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   }
+  if (profile) AddProfile(*profile, ProfileDelta(engine.profile(), before));
   engine.RemoveSequence(0);
   return seconds;
 }
@@ -81,29 +84,31 @@ int32_t BenchTokenId(uint64_t i, int n_vocab) {
   return static_cast<int32_t>(z % static_cast<uint64_t>(n_vocab));
 }
 
-TestResult RunTest(Engine& engine, const TestSpec& spec) {
+TestResult RunTest(Engine& engine, const TestSpec& spec, SchedulerProfile* profile) {
   if (spec.n_tokens <= 0) Fail("a benchmark test needs at least one token, not {}", spec.n_tokens);
   if (spec.reps <= 0) Fail("repetitions must be positive, not {}", spec.reps);
   if (spec.depth < 0) Fail("a benchmark depth must not be negative, not {}", spec.depth);
   TestResult result;
   result.spec = spec;
-  RunOnce(engine, spec);  // warm-up: page faults, first-touch allocation, caches
-  for (int r = 0; r < spec.reps; ++r) result.seconds.push_back(RunOnce(engine, spec));
+  if (profile) *profile = SchedulerProfile{};
+  RunOnce(engine, spec, profile);  // warm-up: page faults, first-touch allocation, caches
+  for (int r = 0; r < spec.reps; ++r) result.seconds.push_back(RunOnce(engine, spec, profile));
   return result;
 }
 
 namespace {
 
-// after −= before per key (OpTiming count and seconds); keys left with no runs are dropped.
+// to += sign · from per key (OpTiming count and seconds; keys missing from `to` are added with
+// from's other fields); keys left with no runs are dropped.
 template <typename Map>
-void SubtractTimings(Map& after, const Map& before) {
-  for (auto& [key, timing] : after) {
-    auto it = before.find(key);
-    if (it == before.end()) continue;
-    timing.count -= it->second.count;
-    timing.seconds -= it->second.seconds;
+void CombineTimings(Map& to, const Map& from, int sign) {
+  for (const auto& [key, timing] : from) {
+    auto [it, added] = to.try_emplace(key, timing);
+    if (added) it->second.count = it->second.seconds = 0;
+    it->second.count += sign * timing.count;
+    it->second.seconds += sign * timing.seconds;
   }
-  std::erase_if(after, [](const auto& entry) { return entry.second.count == 0; });
+  std::erase_if(to, [](const auto& entry) { return entry.second.count == 0; });
 }
 
 }  // namespace
@@ -113,12 +118,28 @@ SchedulerProfile ProfileDelta(const SchedulerProfile& after, const SchedulerProf
   d.passes -= before.passes;
   d.nodes -= before.nodes;
   d.fallback_nodes -= before.fallback_nodes;
-  SubtractTimings(d.ops, before.ops);
-  SubtractTimings(d.matmuls, before.matmuls);
+  CombineTimings(d.ops, before.ops, -1);
+  CombineTimings(d.matmuls, before.matmuls, -1);
   d.copies.count -= before.copies.count;
   d.copies.seconds -= before.copies.seconds;
   d.copy_bytes -= before.copy_bytes;
   return d;
+}
+
+void AddProfile(SchedulerProfile& sum, const SchedulerProfile& delta) {
+  sum.selected = delta.selected;
+  sum.fallback = delta.fallback;
+  sum.timed = delta.timed;
+  sum.weight_upload_bytes = delta.weight_upload_bytes;
+  sum.passes += delta.passes;
+  sum.nodes += delta.nodes;
+  sum.fallback_nodes += delta.fallback_nodes;
+  CombineTimings(sum.ops, delta.ops, 1);
+  CombineTimings(sum.matmuls, delta.matmuls, 1);
+  sum.copies.count += delta.copies.count;
+  sum.copies.seconds += delta.copies.seconds;
+  sum.copy_bytes += delta.copy_bytes;
+  sum.fallbacks = delta.fallbacks;
 }
 
 }  // namespace dizuo::bench

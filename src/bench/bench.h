@@ -42,11 +42,15 @@ struct TestResult {
 int32_t BenchTokenId(uint64_t i, int n_vocab);
 
 // Runs one test on sequence 0 of `engine`, whose cache must hold spec.depth + spec.n_tokens cells.
-// Leaves the cache empty.
-TestResult RunTest(Engine& engine, const TestSpec& spec);
+// Leaves the cache empty. With `profile`, sets it to the engine's profile of the test's own passes
+// (warm-up and repetitions), without the passes that fill the cache to the depth.
+TestResult RunTest(Engine& engine, const TestSpec& spec, SchedulerProfile* profile = nullptr);
 
 // `after` minus `before`: the op counts and times of the passes in between (fallback groups are
 // those of `after`).
 SchedulerProfile ProfileDelta(const SchedulerProfile& after, const SchedulerProfile& before);
+// sum += delta: counts and times; the labels, the uploaded bytes and the fallback groups become
+// delta's.
+void AddProfile(SchedulerProfile& sum, const SchedulerProfile& delta);
 
 }  // namespace dizuo::bench
