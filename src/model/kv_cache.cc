@@ -15,6 +15,10 @@ constexpr int32_t kMaxPosition = int32_t{1} << 30;
 Tensor CacheTensor(DType type, const KvCacheShape& s, Buffer& buffer, uint64_t offset,
                    std::string name) {
   Tensor t = MakeTensor(type, {s.head_dim, s.n_head_kv, s.n_cells}, std::move(name));
+  // Head-major: each KV head's cells are one run of rows (nb[1] = a head's n_cells rows, nb[2] =
+  // one row), so attention streams a head's keys and values from consecutive memory.
+  t.nb[2] = t.row_bytes();
+  t.nb[1] = t.nb[2] * static_cast<uint64_t>(s.n_cells);
   t.buffer = &buffer;
   t.offset = offset;
   if (void* host = buffer.host_data()) t.data = static_cast<char*>(host) + offset;

@@ -1,5 +1,8 @@
 // The KV cache: per layer K and V tensors of shape [head_dim, n_kv_head, n_cells] in a backend
-// buffer, and host-side metadata (pos, seq) per cell, shared by up to n_seq_max sequences.
+// buffer, and host-side metadata (pos, seq) per cell, shared by up to n_seq_max sequences. The
+// tensors are head-major (nb[2] = one row, nb[1] = n_cells rows): a KV head's cells are
+// consecutive rows, so attention reads each head's keys and values as one stream. Backends index
+// them through nb[1] and nb[2], as every op does.
 //
 // Each token of a forward batch gets a free cell (lowest index first) before the graph runs;
 // STORE_KV writes its K/V there and ATTENTION reads the used prefix of cells, seeing only the

@@ -322,6 +322,23 @@ TEST_F(KvCacheTest, AllocatesLowestFreeCellsAndReusesRemovedOnes) {
   EXPECT_EQ(cache.used_prefix(), 0);
 }
 
+// Head-major: a KV head's cells are consecutive rows, heads follow each other, and K and V of a
+// layer do not overlap.
+TEST_F(KvCacheTest, KeepsEachHeadsCellsTogether) {
+  KvCache cache = MakeCache(8, 1);
+  for (int il = 0; il < 2; ++il) {
+    for (const Tensor* t : {cache.k(il), cache.v(il)}) {
+      EXPECT_EQ(t->nb[0], 2u);
+      EXPECT_EQ(t->nb[2], 4u * 2);
+      EXPECT_EQ(t->nb[1], 8u * 4 * 2);
+      EXPECT_EQ(t->bytes(), 2u * 8 * 4 * 2);
+    }
+    const auto* k = static_cast<const char*>(cache.k(il)->data);
+    const auto* v = static_cast<const char*>(cache.v(il)->data);
+    EXPECT_GE(v - k, static_cast<std::ptrdiff_t>(cache.k(il)->bytes()));
+  }
+}
+
 TEST_F(KvCacheTest, RejectsBadBatchesWithoutChangingState) {
   KvCache cache = MakeCache(4, 2);
   std::vector<PosSeq> a = {{0, 0}, {1, 0}};
