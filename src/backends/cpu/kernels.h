@@ -122,10 +122,10 @@ struct AttentionRows {
   const uint8_t* mask(int i) const { return visible + (i / heads) * mask_stride; }
 };
 inline constexpr int64_t kAttentionMaxHead = 256;
-// The query rows, their scores, 16 converted key rows and a byte per cell.
+// The query rows, their scores and a scaled copy, 16 converted key rows and a byte per cell.
 inline size_t AttentionRowsScratch(int64_t d, int64_t rows, int64_t nc) {
   const int64_t nc16 = (nc + 15) / 16 * 16;
-  return static_cast<size_t>(rows * d + rows * nc16 + 16 * d + nc16 / 4);
+  return static_cast<size_t>(rows * d + 2 * rows * nc16 + 16 * d + nc16 / 4);
 }
 
 struct Kernels {

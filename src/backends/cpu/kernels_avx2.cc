@@ -941,13 +941,17 @@ float ExpSum(float* x, int64_t n, float max) {
 //     FMA chains (one per cell, lanes: elements j mod 8 in that order) over the head dimension,
 //     reduced by a fixed tree of horizontal adds into one vector of the 8 cells' scores (Reduce8).
 //   - Softmax per row, 8 cells per vector: masked maximum, exponentials (Exp), their sum in f64,
-//     normalization and f16 rounding of the weights.
-//   - V: up to 4 query rows × 16 elements of accumulators stay in registers while the cells pass
-//     in order, each V element converted once per 4 rows. Cells whose weight is 0 in every row of
-//     the call are skipped (cells no token sees may hold stale or unwritten rows); otherwise every
-//     row adds w·v, which for w = 0 and a finite v leaves its sum unchanged bit for bit (the sums
-//     start at +0 and never become −0), so each output is Σ over its cells with w ≠ 0, in cell
-//     order, whatever the other rows of the call.
+//     normalization and f16 rounding of the weights, which are also stored · 2^112 (for the
+//     integer half of V) and marked in a bit per cell when not 0.
+//   - V: the accumulators of up to 3 query rows × 32 elements (one 64-byte line of an f16 row;
+//     WeightedLine), or 4 rows × 16 elements (WeightedBlock), stay in registers while the cells
+//     pass in order, each V element converted once per call (3 rows) or per 4 rows. With 1-3 rows
+//     (generation) that is d / 32 passes over the cells; 16-element passes took twice as many, and
+//     multiplied every weight by 2^112 in each integer-half pass. Cells whose weight is 0 in every
+//     row of the call are skipped (cells no token sees may hold stale or unwritten rows);
+//     otherwise every row adds w·v, which for w = 0 and a finite v leaves its sum unchanged bit
+//     for bit (the sums start at +0 and never become −0), so each output is Σ over its cells with
+//     w ≠ 0, in cell order, whatever the other rows of the call.
 // Per output the operations do not depend on the other rows or on nc, as kernels.h requires.
 
 // Lane c: the sum of a[c]'s 8 lanes, in a fixed order.
@@ -1004,17 +1008,35 @@ inline void ScoreBlock(const float* q, int64_t d, const float* kf, float* s) {
   _mm256_storeu_ps(s, Reduce8(acc));
 }
 
-// out rows (NQ ≤ 4) [j0, j0 + 16) = Σ_c w[i · w_stride + c] · v_c[j0 ..] over the cells c with
-// used[c] (see above). kScaled: elements 16-31 of a 32 (ConvertMixed32's integer half, the weight
-// · 2^112), else 0-15 (vcvtph2ps). 4 rows × 16 elements keep the 8 sums and the converted V row in
-// registers (4 × 32 spilled).
+// 16 sums to o: acc[0] and acc[1] are elements 0-7 and 8-15, or with kScaled (ConvertMixed32's
+// integer half) lanes {0-3, 8-11} and {4-7, 12-15}, put back in order.
+template <bool kScaled>
+inline void StoreSums(const __m256* acc, float* o) {
+  if constexpr (kScaled) {
+    _mm_storeu_ps(o, _mm256_castps256_ps128(acc[0]));
+    _mm_storeu_ps(o + 4, _mm256_castps256_ps128(acc[1]));
+    _mm_storeu_ps(o + 8, _mm256_extractf128_ps(acc[0], 1));
+    _mm_storeu_ps(o + 12, _mm256_extractf128_ps(acc[1], 1));
+  } else {
+    _mm256_storeu_ps(o, acc[0]);
+    _mm256_storeu_ps(o + 8, acc[1]);
+  }
+}
+
+// Whether some row of the call weights cell c (bit c of `used`, see above).
+inline bool Used(const uint8_t* used, int64_t c) { return (used[c >> 3] >> (c & 7)) & 1; }
+
+// out rows (NQ ≤ 4) [j0, j0 + 16) = Σ_c w[i · w_stride + c] · v_c[j0 ..] over the cells c that
+// some row uses. kScaled: elements 16-31 of a 32 (ConvertMixed32's integer half) with the weights
+// · 2^112 (ws), else 0-15 (vcvtph2ps) with w. 4 rows × 16 elements keep the 8 sums and the
+// converted V row in registers (4 × 32 spilled).
 template <int NQ, bool kScaled>
 inline void WeightedBlock(const float* w, size_t w_stride, int64_t nc, const uint8_t* used,
                           const uint16_t* v, size_t v_stride, int64_t j0, float* const* out) {
   __m256 acc[NQ][2];
   for (int i = 0; i < NQ; ++i) acc[i][0] = acc[i][1] = _mm256_setzero_ps();
   for (int64_t c = 0; c < nc; ++c) {
-    if (used[c] == 0) continue;
+    if (!Used(used, c)) continue;
     const uint16_t* row = v + c * v_stride + j0;
     __m256 v0, v1;
     if constexpr (kScaled) {
@@ -1024,32 +1046,58 @@ inline void WeightedBlock(const float* w, size_t w_stride, int64_t nc, const uin
       v1 = LoadF16(row + 8);
     }
     for (int i = 0; i < NQ; ++i) {
-      __m256 b = _mm256_broadcast_ss(w + i * w_stride + c);
-      if constexpr (kScaled) b = _mm256_mul_ps(b, _mm256_set1_ps(kTwoPow112));
+      const __m256 b = _mm256_broadcast_ss(w + i * w_stride + c);
       acc[i][0] = _mm256_fmadd_ps(b, v0, acc[i][0]);
       acc[i][1] = _mm256_fmadd_ps(b, v1, acc[i][1]);
     }
   }
-  for (int i = 0; i < NQ; ++i) {
-    float* o = out[i] + j0;
-    if constexpr (kScaled) {  // lanes {0-3, 8-11} and {4-7, 12-15} back in order
-      _mm_storeu_ps(o, _mm256_castps256_ps128(acc[i][0]));
-      _mm_storeu_ps(o + 4, _mm256_castps256_ps128(acc[i][1]));
-      _mm_storeu_ps(o + 8, _mm256_extractf128_ps(acc[i][0], 1));
-      _mm_storeu_ps(o + 12, _mm256_extractf128_ps(acc[i][1], 1));
-    } else {
-      _mm256_storeu_ps(o, acc[i][0]);
-      _mm256_storeu_ps(o + 8, acc[i][1]);
+  for (int i = 0; i < NQ; ++i) StoreSums<kScaled>(acc[i], out[i] + j0);
+}
+
+// The same for NQ ≤ 3 rows and a whole 32 elements (one cache line of f16) per pass over the
+// cells: 12 sums, the two converted halves in turn and a broadcast fit the 16 registers. Each sum
+// sees the products of WeightedBlock in the same order, so the results are the same.
+template <int NQ>
+inline void WeightedLine(const float* w, const float* ws, size_t w_stride, int64_t nc,
+                         const uint8_t* used, const uint16_t* v, size_t v_stride, int64_t j0,
+                         float* const* out) {
+  static_assert(NQ <= 3);
+  __m256 acc[NQ][4];
+  for (int i = 0; i < NQ; ++i) acc[i][0] = acc[i][1] = acc[i][2] = acc[i][3] = _mm256_setzero_ps();
+  for (int64_t c = 0; c < nc; ++c) {
+    if (!Used(used, c)) continue;
+    const uint16_t* row = v + c * v_stride + j0;
+    const __m256 v0 = LoadF16(row), v1 = LoadF16(row + 8);
+    for (int i = 0; i < NQ; ++i) {
+      const __m256 b = _mm256_broadcast_ss(w + i * w_stride + c);
+      acc[i][0] = _mm256_fmadd_ps(b, v0, acc[i][0]);
+      acc[i][1] = _mm256_fmadd_ps(b, v1, acc[i][1]);
     }
+    __m256 v2, v3;
+    F16ScaledDown(row + 16, &v2, &v3);
+    for (int i = 0; i < NQ; ++i) {
+      const __m256 b = _mm256_broadcast_ss(ws + i * w_stride + c);
+      acc[i][2] = _mm256_fmadd_ps(b, v2, acc[i][2]);
+      acc[i][3] = _mm256_fmadd_ps(b, v3, acc[i][3]);
+    }
+  }
+  for (int i = 0; i < NQ; ++i) {
+    StoreSums<false>(acc[i], out[i] + j0);
+    StoreSums<true>(acc[i] + 2, out[i] + j0 + 16);
   }
 }
 
 template <int NQ>
-inline void WeightedRows32(const float* w, size_t w_stride, int64_t nc, const uint8_t* used,
-                           const uint16_t* v, size_t v_stride, int64_t d, float* const* out) {
+inline void WeightedRows32(const float* w, const float* ws, size_t w_stride, int64_t nc,
+                           const uint8_t* used, const uint16_t* v, size_t v_stride, int64_t d,
+                           float* const* out) {
   for (int64_t j0 = 0; j0 < d; j0 += 32) {
-    WeightedBlock<NQ, false>(w, w_stride, nc, used, v, v_stride, j0, out);
-    WeightedBlock<NQ, true>(w, w_stride, nc, used, v, v_stride, j0 + 16, out);
+    if constexpr (NQ <= 3) {
+      WeightedLine<NQ>(w, ws, w_stride, nc, used, v, v_stride, j0, out);
+    } else {
+      WeightedBlock<NQ, false>(w, w_stride, nc, used, v, v_stride, j0, out);
+      WeightedBlock<NQ, true>(ws, w_stride, nc, used, v, v_stride, j0 + 16, out);
+    }
   }
 }
 
@@ -1057,10 +1105,11 @@ void AttentionF16(const AttentionRows& t) {
   const int64_t d = t.d;
   const int nq = t.tokens * t.heads;
   const int64_t nc16 = (t.nc + 15) / 16 * 16, nc8 = (t.nc + 7) / 8 * 8;
-  float* qr = t.scratch;      // nq × d: the query rows rounded to f16 (PrepareQuery)
-  float* s = qr + nq * d;     // nq × nc16: scores, then weights
-  float* kf = s + nq * nc16;  // 8 × d: 8 key rows converted (ConvertMixed32)
-  // Which cells some row of the call weights (V skips the others): 1 byte per cell, after kf.
+  float* qr = t.scratch;       // nq × d: the query rows rounded to f16 (PrepareQuery)
+  float* s = qr + nq * d;      // nq × nc16: scores, then weights
+  float* ws = s + nq * nc16;   // nq × nc16: the weights · 2^112 (for ConvertMixed32's 2nd half)
+  float* kf = ws + nq * nc16;  // 8 × d: 8 key rows converted (ConvertMixed32)
+  // Which cells some row of the call weights (V skips the others): 1 bit per cell, after kf.
   auto* used = reinterpret_cast<uint8_t*>(kf + 8 * d);
   for (int i = 0; i < nq; ++i) {
     PrepareQuery(t.query(i), d, qr + i * d);
@@ -1082,7 +1131,7 @@ void AttentionF16(const AttentionRows& t) {
   // Softmax per row.
   const __m256 scale = _mm256_set1_ps(t.scale);
   const __m256 hidden = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-  if (t.nc > 0) std::memset(used, 0, static_cast<size_t>(t.nc));
+  std::memset(used, 0, static_cast<size_t>(nc8 / 8));
   for (int i = 0; i < nq; ++i) {
     float* row = s + i * nc16;
     const uint8_t* vis = t.mask(i);
@@ -1095,6 +1144,7 @@ void AttentionF16(const AttentionRows& t) {
     const float max = Hmax(mx);
     if (max == -std::numeric_limits<float>::infinity()) {
       std::fill(row, row + nc16, 0.0f);  // no visible cell: zeros
+      std::fill(ws + i * nc16, ws + (i + 1) * nc16, 0.0f);
       continue;
     }
     const __m256 vmax = _mm256_set1_ps(max);
@@ -1110,10 +1160,14 @@ void AttentionF16(const AttentionRows& t) {
     _mm256_store_pd(lanes, _mm256_add_pd(sum0, sum1));
     const double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
     const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / sum));
+    const __m256 up = _mm256_set1_ps(kTwoPow112);
     for (int64_t c = 0; c < nc8; c += 8) {
-      _mm256_storeu_ps(row + c, RoundF16(_mm256_mul_ps(_mm256_loadu_ps(row + c), inv)));
+      const __m256 w = RoundF16(_mm256_mul_ps(_mm256_loadu_ps(row + c), inv));
+      _mm256_storeu_ps(row + c, w);
+      _mm256_storeu_ps(ws + i * nc16 + c, _mm256_mul_ps(w, up));
+      used[c / 8] |= static_cast<uint8_t>(
+          _mm256_movemask_ps(_mm256_cmp_ps(w, _mm256_setzero_ps(), _CMP_NEQ_UQ)));
     }
-    for (int64_t c = 0; c < t.nc; ++c) used[c] |= row[c] != 0.0f ? 1 : 0;
   }
   // Weighted sums of the V rows.
   for (int i0 = 0; i0 < nq; i0 += 4) {
@@ -1121,18 +1175,19 @@ void AttentionF16(const AttentionRows& t) {
     float* rows[4];
     for (int i = 0; i < n; ++i) rows[i] = t.output(i0 + i);
     const float* w = s + i0 * nc16;
+    const float* wu = ws + i0 * nc16;
     switch (n) {
       case 1:
-        WeightedRows32<1>(w, nc16, t.nc, used, t.v, t.v_stride, d, rows);
+        WeightedRows32<1>(w, wu, nc16, t.nc, used, t.v, t.v_stride, d, rows);
         break;
       case 2:
-        WeightedRows32<2>(w, nc16, t.nc, used, t.v, t.v_stride, d, rows);
+        WeightedRows32<2>(w, wu, nc16, t.nc, used, t.v, t.v_stride, d, rows);
         break;
       case 3:
-        WeightedRows32<3>(w, nc16, t.nc, used, t.v, t.v_stride, d, rows);
+        WeightedRows32<3>(w, wu, nc16, t.nc, used, t.v, t.v_stride, d, rows);
         break;
       default:
-        WeightedRows32<4>(w, nc16, t.nc, used, t.v, t.v_stride, d, rows);
+        WeightedRows32<4>(w, wu, nc16, t.nc, used, t.v, t.v_stride, d, rows);
         break;
     }
   }

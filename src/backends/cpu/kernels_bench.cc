@@ -255,6 +255,76 @@ BENCHMARK(BM_AttentionF16)
     ->ArgNames({"rows", "d", "cells"})
     ->Unit(benchmark::kMicrosecond);
 
+// One generated token's attention as a model runs it: every layer's cache (f16 K and V apart,
+// head-major as model/kv_cache.h lays them out; 12 layers of a 125M llama at 2048 cells are 25 MB,
+// past the last-level cache), one call per layer and kv head with the group's query rows.
+// Reports the time per token, 1 thread.
+void BM_AttentionF16Cache(benchmark::State& state) {
+  const cpu::Kernels& kern = cpu::SelectKernels();
+  if (kern.attention_f16 == nullptr) {
+    state.SkipWithError("this CPU's kernel table has no f16 attention");
+    return;
+  }
+  const int group = static_cast<int>(state.range(0));
+  const int64_t n_kv = state.range(1), nc = state.range(2), layers = state.range(3);
+  const int64_t d = state.range(4);
+  const int64_t nc16 = (nc + 15) / 16 * 16;
+  const size_t cell = static_cast<size_t>(n_kv * d), layer = static_cast<size_t>(nc) * cell;
+  std::mt19937 rng(4);
+  std::normal_distribution<float> dist;
+  std::vector<float> q(static_cast<size_t>(group * d)), out(q.size());
+  for (float& x : q) x = dist(rng);
+  std::vector<float> tmp(cell);
+  std::vector<uint16_t> k(layer * static_cast<size_t>(layers)), v(k.size());
+  for (size_t r = 0; r < k.size(); r += cell) {
+    for (float& x : tmp) x = dist(rng) * 0.2f;
+    kern.f32_to_f16(tmp.data(), k.data() + r, static_cast<int64_t>(cell));
+    for (float& x : tmp) x = dist(rng);
+    kern.f32_to_f16(tmp.data(), v.data() + r, static_cast<int64_t>(cell));
+  }
+  std::vector<uint8_t> visible(static_cast<size_t>(nc16), 0);
+  std::fill_n(visible.begin(), nc, uint8_t{1});
+  std::vector<float> scratch(cpu::AttentionRowsScratch(d, group, nc));
+  cpu::AttentionRows t;
+  t.d = d;
+  t.tokens = 1;
+  t.heads = group;
+  t.q = q.data();
+  t.q_token_stride = static_cast<size_t>(group * d);
+  t.q_head_stride = static_cast<size_t>(d);
+  t.out = out.data();
+  t.out_token_stride = static_cast<size_t>(group * d);
+  t.out_head_stride = static_cast<size_t>(d);
+  t.nc = nc;
+  t.visible = visible.data();
+  t.mask_stride = static_cast<size_t>(nc16);
+  t.k_stride = t.v_stride = static_cast<size_t>(d);
+  t.scale = 0.125f;
+  t.scratch = scratch.data();
+  for (auto _ : state) {
+    for (int64_t l = 0; l < layers; ++l) {
+      for (int64_t h = 0; h < n_kv; ++h) {
+        const size_t at = static_cast<size_t>(l) * layer + static_cast<size_t>(h * nc * d);
+        t.k = k.data() + at;
+        t.v = v.data() + at;
+        kern.attention_f16(t);
+        benchmark::DoNotOptimize(out.data());
+      }
+    }
+  }
+  const double bytes = 2.0 * static_cast<double>(k.size()) * sizeof(uint16_t);
+  state.counters["cache_GBps"] = benchmark::Counter(bytes * static_cast<double>(state.iterations()),
+                                                    benchmark::Counter::kIsRate);
+  state.SetLabel(fmt::format("{} layers × {} kv heads × {} rows, d {}, {} cells [{}]", layers, n_kv,
+                             group, d, nc, kern.isa));
+}
+BENCHMARK(BM_AttentionF16Cache)
+    ->Args({3, 4, 2048, 12, 64})  // 125M llama
+    ->Args({3, 4, 2048, 1, 64})   // one layer: 2 MB, in the caches
+    ->Args({4, 1, 2048, 1, 256})  // a Gemma 3 270M global layer
+    ->ArgNames({"group", "kv", "cells", "layers", "d"})
+    ->Unit(benchmark::kMicrosecond);
+
 // The f16 dot tiles as attention runs them where the table has no f16 attention kernel (AVX2):
 // q · k for 4 query rows against nc cached key rows of head size d, 4 × 4 per call, 1 thread
 // (weight: 0 the kv_dot_f16 tiles, 1 the f16 weights' tiles). Reports the time per pass.
