@@ -937,9 +937,12 @@ float ExpSum(float* x, int64_t n, float max) {
 //     and 16 through the integer form, which lands in lanes {0-3, 8-11}, {4-7, 12-15} scaled by
 //     2^-112; the other operand (the query row, the softmax weight) takes that order and 2^112, so
 //     every product is exactly the one vcvtph2ps would give.
-//   - Scores, 8 cells at a time: the 8 key rows converted into kf (8 × d), then per query row 8
-//     FMA chains (one per cell, lanes: elements j mod 8 in that order) over the head dimension,
-//     reduced by a fixed tree of horizontal adds into one vector of the 8 cells' scores (Reduce8).
+//   - Scores, 8 cells at a time: per query row 8 FMA chains (one per cell, lanes: elements j mod 8
+//     in that order) over the head dimension, reduced by a fixed tree of horizontal adds into one
+//     vector of the 8 cells' scores (Reduce8). With more than 4 rows (prompts) the 8 key rows are
+//     converted into kf (8 × d) first and each row reads them there (ScoreBlock); with 1-4 rows
+//     (generation) each key row is converted into registers and meets every row at once
+//     (ScoresFew), the same operations without the round trip.
 //   - Softmax per row, 8 cells per vector: masked maximum, exponentials (Exp), their sum in f64,
 //     normalization and f16 rounding of the weights, which are also stored · 2^112 (for the
 //     integer half of V) and marked in a bit per cell when not 0.
@@ -1020,6 +1023,38 @@ inline void StoreSums(const __m256* acc, float* o) {
   } else {
     _mm256_storeu_ps(o, acc[0]);
     _mm256_storeu_ps(o + 8, acc[1]);
+  }
+}
+
+// The scores of NQ ≤ 4 query rows (a generated token's group): ScoreBlock's operations in the same
+// order, without the converted key rows' round trip through kf. Each cell's key row is converted
+// 32 elements at a time into registers and meets every row there; a row's 8 per-cell chains go
+// to `part` and Reduce8 as before. Per cell that is NQ stores instead of d / 8 (and as many loads
+// back per row).
+template <int NQ>
+inline void ScoresFew(const AttentionRows& t, const float* qr, float* s, int64_t nc16) {
+  const int64_t d = t.d;
+  __m256 part[NQ][8];
+  for (int64_t c0 = 0; c0 < t.nc; c0 += 8) {
+    const int64_t left = std::min<int64_t>(8, t.nc - c0);
+    for (int64_t c = 0; c < 8; ++c) {
+      __m256 acc[NQ];
+      for (int i = 0; i < NQ; ++i) acc[i] = _mm256_setzero_ps();
+      if (c < left) {
+        const uint16_t* row = t.k + (c0 + c) * t.k_stride;
+        for (int64_t j = 0; j < d; j += 32) {
+          __m256 kv[4];
+          ConvertMixed32(row + j, kv);
+          for (int u = 0; u < 4; ++u) {
+            for (int i = 0; i < NQ; ++i) {
+              acc[i] = _mm256_fmadd_ps(kv[u], _mm256_loadu_ps(qr + i * d + j + 8 * u), acc[i]);
+            }
+          }
+        }
+      }
+      for (int i = 0; i < NQ; ++i) part[i][c] = acc[i];
+    }
+    for (int i = 0; i < NQ; ++i) _mm256_storeu_ps(s + i * nc16 + c0, Reduce8(part[i]));
   }
 }
 
@@ -1115,18 +1150,34 @@ void AttentionF16(const AttentionRows& t) {
     PrepareQuery(t.query(i), d, qr + i * d);
   }
   // Scores.
-  for (int64_t c0 = 0; c0 < t.nc; c0 += 8) {
-    const int64_t left = std::min<int64_t>(8, t.nc - c0);
-    for (int64_t c = 0; c < 8; ++c) {
-      const uint16_t* row = t.k + (c0 + c) * t.k_stride;
-      for (int64_t j = 0; j < d; j += 32) {
-        __m256 kv[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                        _mm256_setzero_ps()};
-        if (c < left) ConvertMixed32(row + j, kv);
-        for (int u = 0; u < 4; ++u) _mm256_storeu_ps(kf + c * d + j + 8 * u, kv[u]);
+  switch (nq) {
+    case 1:
+      ScoresFew<1>(t, qr, s, nc16);
+      break;
+    case 2:
+      ScoresFew<2>(t, qr, s, nc16);
+      break;
+    case 3:
+      ScoresFew<3>(t, qr, s, nc16);
+      break;
+    case 4:
+      ScoresFew<4>(t, qr, s, nc16);
+      break;
+    default:
+      for (int64_t c0 = 0; c0 < t.nc; c0 += 8) {
+        const int64_t left = std::min<int64_t>(8, t.nc - c0);
+        for (int64_t c = 0; c < 8; ++c) {
+          const uint16_t* row = t.k + (c0 + c) * t.k_stride;
+          for (int64_t j = 0; j < d; j += 32) {
+            __m256 kv[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                            _mm256_setzero_ps()};
+            if (c < left) ConvertMixed32(row + j, kv);
+            for (int u = 0; u < 4; ++u) _mm256_storeu_ps(kf + c * d + j + 8 * u, kv[u]);
+          }
+        }
+        for (int i = 0; i < nq; ++i) ScoreBlock(qr + i * d, d, kf, s + i * nc16 + c0);
       }
-    }
-    for (int i = 0; i < nq; ++i) ScoreBlock(qr + i * d, d, kf, s + i * nc16 + c0);
+      break;
   }
   // Softmax per row.
   const __m256 scale = _mm256_set1_ps(t.scale);

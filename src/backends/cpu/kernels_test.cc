@@ -661,16 +661,26 @@ TEST(CpuKernels, AttentionF16MatchesReferenceWhateverTheSplit) {
         k->attention_f16(task);
       };
       const size_t n_out = static_cast<size_t>(kTokens * kHeads * d);
+      // Calls of 9 rows; 3; 1; 2 and 1; 4, 2 and 3 (generation runs 1-4 rows per call, prompts
+      // more, through different code).
       std::vector<float> whole(n_out, -1.0f), per_token(n_out, -2.0f), per_row(n_out, -3.0f);
+      std::vector<float> pairs(n_out, -4.0f), blocks(n_out, -5.0f);
       run(0, kTokens, 0, kHeads, whole);
       for (int t = 0; t < kTokens; ++t) {
         run(t, 1, 0, kHeads, per_token);
         for (int h = 0; h < kHeads; ++h) run(t, 1, h, 1, per_row);
+        run(t, 1, 0, 2, pairs);
+        run(t, 1, 2, 1, pairs);
       }
+      run(0, 2, 0, 2, blocks);
+      run(0, 2, 2, 1, blocks);
+      run(2, 1, 0, kHeads, blocks);
       for (size_t i = 0; i < n_out; ++i) {
         ASSERT_TRUE(std::isfinite(whole[i])) << k->isa << " d=" << d << " i=" << i;
         ASSERT_EQ(whole[i], per_token[i]) << k->isa << " d=" << d << " i=" << i;
         ASSERT_EQ(whole[i], per_row[i]) << k->isa << " d=" << d << " i=" << i;
+        ASSERT_EQ(whole[i], pairs[i]) << k->isa << " d=" << d << " i=" << i;
+        ASSERT_EQ(whole[i], blocks[i]) << k->isa << " d=" << d << " i=" << i;
       }
       auto seen = [&](int t, int64_t c) { return visible[static_cast<size_t>(t * nc16 + c)] != 0; };
       double err = 0, norm = 0;
