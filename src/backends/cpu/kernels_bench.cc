@@ -197,6 +197,51 @@ BENCHMARK(BM_GemvL2)
     ->ArgNames({"type", "k"})
     ->UseRealTime();
 
+// Random query rows and `caches` head-major f16 K and V caches of nc visible cells, with a call
+// of `rows` query rows (one token) set up on the first cache.
+struct AttentionSetup {
+  std::vector<float> q, out, scratch;
+  std::vector<uint16_t> k, v;
+  std::vector<uint8_t> visible;
+  cpu::AttentionRows t;
+
+  AttentionSetup(const cpu::Kernels& kern, int rows, int64_t d, int64_t nc, int64_t caches) {
+    const int64_t nc16 = (nc + 15) / 16 * 16;
+    std::mt19937 rng(3);
+    std::normal_distribution<float> dist;
+    q.resize(static_cast<size_t>(rows * d));
+    for (float& x : q) x = dist(rng);
+    out.resize(q.size());
+    k.resize(static_cast<size_t>(caches * nc * d));
+    v.resize(k.size());
+    std::vector<float> tmp(static_cast<size_t>(d));
+    for (size_t r = 0; r < k.size(); r += tmp.size()) {
+      for (float& x : tmp) x = dist(rng) * 0.2f;
+      kern.f32_to_f16(tmp.data(), k.data() + r, d);
+      for (float& x : tmp) x = dist(rng);
+      kern.f32_to_f16(tmp.data(), v.data() + r, d);
+    }
+    visible.assign(static_cast<size_t>(nc16), 0);
+    std::fill_n(visible.begin(), nc, uint8_t{1});
+    scratch.resize(cpu::AttentionRowsScratch(d, rows, nc));
+    t.d = d;
+    t.tokens = 1;
+    t.heads = rows;
+    t.q = q.data();
+    t.q_token_stride = t.out_token_stride = static_cast<size_t>(rows * d);
+    t.q_head_stride = t.out_head_stride = static_cast<size_t>(d);
+    t.out = out.data();
+    t.nc = nc;
+    t.visible = visible.data();
+    t.mask_stride = static_cast<size_t>(nc16);
+    t.k = k.data();
+    t.v = v.data();
+    t.k_stride = t.v_stride = static_cast<size_t>(d);
+    t.scale = 0.125f;
+    t.scratch = scratch.data();
+  }
+};
+
 // The f16 attention kernel of one KV head at generation (query rows = the KV group: 1 for the
 // 125M llama, 4 for llama 1b and Gemma 3), head size d, nc visible cells, 1 thread. Reports the
 // time per call; the cells × d K and V values are read once per call.
@@ -208,43 +253,10 @@ void BM_AttentionF16(benchmark::State& state) {
   }
   const int heads = static_cast<int>(state.range(0));
   const int64_t d = state.range(1), nc = state.range(2);
-  const int64_t nc16 = (nc + 15) / 16 * 16;
-  std::mt19937 rng(3);
-  std::normal_distribution<float> dist;
-  std::vector<float> q(static_cast<size_t>(heads * d)), out(q.size());
-  for (float& v : q) v = dist(rng);
-  std::vector<uint16_t> k(static_cast<size_t>(nc * d)), v(k.size());
-  std::vector<float> tmp(static_cast<size_t>(d));
-  for (int64_t c = 0; c < nc; ++c) {
-    for (float& x : tmp) x = dist(rng) * 0.2f;
-    kern.f32_to_f16(tmp.data(), k.data() + c * d, d);
-    for (float& x : tmp) x = dist(rng);
-    kern.f32_to_f16(tmp.data(), v.data() + c * d, d);
-  }
-  std::vector<uint8_t> visible(static_cast<size_t>(nc16), 0);
-  std::fill_n(visible.begin(), nc, uint8_t{1});
-  std::vector<float> scratch(cpu::AttentionRowsScratch(d, heads, nc));
-  cpu::AttentionRows t;
-  t.d = d;
-  t.tokens = 1;
-  t.heads = heads;
-  t.q = q.data();
-  t.q_token_stride = static_cast<size_t>(heads * d);
-  t.q_head_stride = static_cast<size_t>(d);
-  t.out = out.data();
-  t.out_token_stride = static_cast<size_t>(heads * d);
-  t.out_head_stride = static_cast<size_t>(d);
-  t.nc = nc;
-  t.visible = visible.data();
-  t.mask_stride = static_cast<size_t>(nc16);
-  t.k = k.data();
-  t.v = v.data();
-  t.k_stride = t.v_stride = static_cast<size_t>(d);
-  t.scale = 0.125f;
-  t.scratch = scratch.data();
+  AttentionSetup a(kern, heads, d, nc, 1);
   for (auto _ : state) {
-    kern.attention_f16(t);
-    benchmark::DoNotOptimize(out.data());
+    kern.attention_f16(a.t);
+    benchmark::DoNotOptimize(a.out.data());
   }
   state.SetLabel(fmt::format("{} query rows, d {}, {} cells [{}]", heads, d, nc, kern.isa));
 }
@@ -257,8 +269,8 @@ BENCHMARK(BM_AttentionF16)
 
 // One generated token's attention as a model runs it: every layer's cache (f16 K and V apart,
 // head-major as model/kv_cache.h lays them out; 12 layers of a 125M llama at 2048 cells are 25 MB,
-// past the last-level cache), one call per layer and kv head with the group's query rows.
-// Reports the time per token, 1 thread.
+// past the last-level cache), one call per layer and kv head with the group's query rows (the same
+// ones each time). Reports the time per token, 1 thread.
 void BM_AttentionF16Cache(benchmark::State& state) {
   const cpu::Kernels& kern = cpu::SelectKernels();
   if (kern.attention_f16 == nullptr) {
@@ -268,51 +280,16 @@ void BM_AttentionF16Cache(benchmark::State& state) {
   const int group = static_cast<int>(state.range(0));
   const int64_t n_kv = state.range(1), nc = state.range(2), layers = state.range(3);
   const int64_t d = state.range(4);
-  const int64_t nc16 = (nc + 15) / 16 * 16;
-  const size_t cell = static_cast<size_t>(n_kv * d), layer = static_cast<size_t>(nc) * cell;
-  std::mt19937 rng(4);
-  std::normal_distribution<float> dist;
-  std::vector<float> q(static_cast<size_t>(group * d)), out(q.size());
-  for (float& x : q) x = dist(rng);
-  std::vector<float> tmp(cell);
-  std::vector<uint16_t> k(layer * static_cast<size_t>(layers)), v(k.size());
-  for (size_t r = 0; r < k.size(); r += cell) {
-    for (float& x : tmp) x = dist(rng) * 0.2f;
-    kern.f32_to_f16(tmp.data(), k.data() + r, static_cast<int64_t>(cell));
-    for (float& x : tmp) x = dist(rng);
-    kern.f32_to_f16(tmp.data(), v.data() + r, static_cast<int64_t>(cell));
-  }
-  std::vector<uint8_t> visible(static_cast<size_t>(nc16), 0);
-  std::fill_n(visible.begin(), nc, uint8_t{1});
-  std::vector<float> scratch(cpu::AttentionRowsScratch(d, group, nc));
-  cpu::AttentionRows t;
-  t.d = d;
-  t.tokens = 1;
-  t.heads = group;
-  t.q = q.data();
-  t.q_token_stride = static_cast<size_t>(group * d);
-  t.q_head_stride = static_cast<size_t>(d);
-  t.out = out.data();
-  t.out_token_stride = static_cast<size_t>(group * d);
-  t.out_head_stride = static_cast<size_t>(d);
-  t.nc = nc;
-  t.visible = visible.data();
-  t.mask_stride = static_cast<size_t>(nc16);
-  t.k_stride = t.v_stride = static_cast<size_t>(d);
-  t.scale = 0.125f;
-  t.scratch = scratch.data();
+  AttentionSetup a(kern, group, d, nc, layers * n_kv);
   for (auto _ : state) {
-    for (int64_t l = 0; l < layers; ++l) {
-      for (int64_t h = 0; h < n_kv; ++h) {
-        const size_t at = static_cast<size_t>(l) * layer + static_cast<size_t>(h * nc * d);
-        t.k = k.data() + at;
-        t.v = v.data() + at;
-        kern.attention_f16(t);
-        benchmark::DoNotOptimize(out.data());
-      }
+    for (int64_t c = 0; c < layers * n_kv; ++c) {
+      a.t.k = a.k.data() + c * nc * d;
+      a.t.v = a.v.data() + c * nc * d;
+      kern.attention_f16(a.t);
+      benchmark::DoNotOptimize(a.out.data());
     }
   }
-  const double bytes = 2.0 * static_cast<double>(k.size()) * sizeof(uint16_t);
+  const double bytes = 2.0 * static_cast<double>(a.k.size()) * sizeof(uint16_t);
   state.counters["cache_GBps"] = benchmark::Counter(bytes * static_cast<double>(state.iterations()),
                                                     benchmark::Counter::kIsRate);
   state.SetLabel(fmt::format("{} layers × {} kv heads × {} rows, d {}, {} cells [{}]", layers, n_kv,
