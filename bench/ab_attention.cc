@@ -120,7 +120,7 @@ int main(int argc, char** argv) {
       "median %.0f us, B min %.0f median %.0f us; B speed / A: min %.3f median %.3f; max |A - B| "
       "%g\n",
       static_cast<long long>(nc), static_cast<long long>(layers), static_cast<long long>(n_kv),
-      group, static_cast<long long>(d), tokens, a_min * 1e6, a_med * 1e6, b_min * 1e6,
-      b_med * 1e6, a_min / b_min, a_med / b_med, max_diff);
+      group, static_cast<long long>(d), tokens, a_min * 1e6, a_med * 1e6, b_min * 1e6, b_med * 1e6,
+      a_min / b_min, a_med / b_med, max_diff);
   return 0;
 }

@@ -1026,11 +1026,32 @@ inline void StoreSums(const __m256* acc, float* o) {
   }
 }
 
-// The scores of NQ ≤ 4 query rows (a generated token's group): ScoreBlock's operations in the same
-// order, without the converted key rows' round trip through kf. Each cell's key row is converted
-// 32 elements at a time into registers and meets every row there; a row's 8 per-cell chains go
-// to `part` and Reduce8 as before. Per cell that is NQ stores instead of d / 8 (and as many loads
-// back per row).
+// The scores of all query rows of the call, 8 cells at a time: the 8 key rows converted into kf
+// (8 × d; rows past nc as zeros), then ScoreBlock per row.
+inline void ScoresThroughBlock(const AttentionRows& t, const float* qr, float* s, int64_t nc16,
+                               float* kf) {
+  const int64_t d = t.d;
+  const int nq = t.tokens * t.heads;
+  for (int64_t c0 = 0; c0 < t.nc; c0 += 8) {
+    const int64_t left = std::min<int64_t>(8, t.nc - c0);
+    for (int64_t c = 0; c < 8; ++c) {
+      const uint16_t* row = t.k + (c0 + c) * t.k_stride;
+      for (int64_t j = 0; j < d; j += 32) {
+        __m256 kv[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
+                        _mm256_setzero_ps()};
+        if (c < left) ConvertMixed32(row + j, kv);
+        for (int u = 0; u < 4; ++u) _mm256_storeu_ps(kf + c * d + j + 8 * u, kv[u]);
+      }
+    }
+    for (int i = 0; i < nq; ++i) ScoreBlock(qr + i * d, d, kf, s + i * nc16 + c0);
+  }
+}
+
+// The scores of NQ ≤ 4 query rows (a generated token's group): ScoresThroughBlock's operations in
+// the same order, without the converted key rows' round trip through kf. Each cell's key row is
+// converted 32 elements at a time into registers and meets every row there; a row's 8 per-cell
+// chains go to `part` and Reduce8 as before. Per cell that is NQ stores instead of d / 8 (and as
+// many loads back per row).
 template <int NQ>
 inline void ScoresFew(const AttentionRows& t, const float* qr, float* s, int64_t nc16) {
   const int64_t d = t.d;
@@ -1164,19 +1185,7 @@ void AttentionF16(const AttentionRows& t) {
       ScoresFew<4>(t, qr, s, nc16);
       break;
     default:
-      for (int64_t c0 = 0; c0 < t.nc; c0 += 8) {
-        const int64_t left = std::min<int64_t>(8, t.nc - c0);
-        for (int64_t c = 0; c < 8; ++c) {
-          const uint16_t* row = t.k + (c0 + c) * t.k_stride;
-          for (int64_t j = 0; j < d; j += 32) {
-            __m256 kv[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(),
-                            _mm256_setzero_ps()};
-            if (c < left) ConvertMixed32(row + j, kv);
-            for (int u = 0; u < 4; ++u) _mm256_storeu_ps(kf + c * d + j + 8 * u, kv[u]);
-          }
-        }
-        for (int i = 0; i < nq; ++i) ScoreBlock(qr + i * d, d, kf, s + i * nc16 + c0);
-      }
+      ScoresThroughBlock(t, qr, s, nc16, kf);
       break;
   }
   // Softmax per row.
