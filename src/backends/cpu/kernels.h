@@ -111,6 +111,9 @@ struct AttentionRows {
   size_t k_stride = 0, v_stride = 0;
   float scale = 1.0f;
   float* scratch = nullptr;  // AttentionRowsScratch(d, tokens · heads, nc) floats
+  // attention_f16_part only: the area a team of threads shares for one call,
+  // AttentionPartsShared(tokens · heads, nc) floats.
+  float* shared = nullptr;
 
   // Row i of the call (token i / heads, head i % heads): its query, its output, its token's mask.
   const float* query(int i) const {
@@ -126,6 +129,22 @@ inline constexpr int64_t kAttentionMaxHead = 256;
 inline size_t AttentionRowsScratch(int64_t d, int64_t rows, int64_t nc) {
   const int64_t nc16 = (nc + 15) / 16 * 16;
   return static_cast<size_t>(rows * d + 2 * rows * nc16 + 16 * d + nc16 / 4);
+}
+// One call of attention_f16 in three parts, so that a team of threads can share it when there
+// are fewer calls than threads (generation with fewer KV heads than threads: Gemma 3 has one):
+//   kScores:  the scores of every row for cells [begin, end) (begin a multiple of 16, end too or
+//             nc), into task.shared;
+//   kSoftmax: rows [begin, end), from those scores (all cells' must be done);
+//   kValues:  elements [begin, end) of every output row (multiples of 32), from the weights (all
+//             rows' softmax must be done).
+// Parts of one kind touch disjoint data, so the threads may run them at once; between kinds the
+// team waits for every part of the previous one. The results are bit-identical to attention_f16
+// over the whole call, however the parts were split.
+enum class AttentionPart { kScores, kSoftmax, kValues };
+// Scores and weights of every row and a bit per cell per row.
+inline size_t AttentionPartsShared(int64_t rows, int64_t nc) {
+  const int64_t nc16 = (nc + 15) / 16 * 16;
+  return static_cast<size_t>(2 * rows * nc16 + rows * nc16 / 32);
 }
 
 struct Kernels {
@@ -159,6 +178,10 @@ struct Kernels {
   void (*glu)(Activation act, const float* gate, const float* up, float* out, int64_t n) = nullptr;
   // Optional: ATTENTION on f16 caches for a block of query rows (else ops_attention.cc's own loop).
   void (*attention_f16)(const AttentionRows& task) = nullptr;
+  // Optional, with attention_f16: the same call in parts (AttentionPart); task.scratch is the
+  // calling thread's own, AttentionRowsScratch floats.
+  void (*attention_f16_part)(const AttentionRows& task, AttentionPart part, int64_t begin,
+                             int64_t end) = nullptr;
   // Optional: the dot tiles of that loop's q · k on f16 caches (else dot[F16]), where the weight
   // tiles' form does not pay off on the cache's short rows.
   DotTileFn kv_dot_f16 = nullptr;

@@ -1145,9 +1145,9 @@ inline void WeightedLine(const float* w, const float* ws, size_t w_stride, int64
 
 template <int NQ>
 inline void WeightedRows32(const float* w, const float* ws, size_t w_stride, int64_t nc,
-                           const uint8_t* used, const uint16_t* v, size_t v_stride, int64_t d,
-                           float* const* out) {
-  for (int64_t j0 = 0; j0 < d; j0 += 32) {
+                           const uint8_t* used, const uint16_t* v, size_t v_stride, int64_t j_begin,
+                           int64_t j_end, float* const* out) {
+  for (int64_t j0 = j_begin; j0 < j_end; j0 += 32) {
     if constexpr (NQ <= 3) {
       WeightedLine<NQ>(w, ws, w_stride, nc, used, v, v_stride, j0, out);
     } else {
@@ -1157,79 +1157,81 @@ inline void WeightedRows32(const float* w, const float* ws, size_t w_stride, int
   }
 }
 
-void AttentionF16(const AttentionRows& t) {
-  const int64_t d = t.d;
-  const int nq = t.tokens * t.heads;
-  const int64_t nc16 = (t.nc + 15) / 16 * 16, nc8 = (t.nc + 7) / 8 * 8;
-  float* qr = t.scratch;       // nq × d: the query rows rounded to f16 (PrepareQuery)
-  float* s = qr + nq * d;      // nq × nc16: scores, then weights
-  float* ws = s + nq * nc16;   // nq × nc16: the weights · 2^112 (for ConvertMixed32's 2nd half)
-  float* kf = ws + nq * nc16;  // 8 × d: 8 key rows converted (ConvertMixed32)
-  // Which cells some row of the call weights (V skips the others): 1 bit per cell, after kf.
-  auto* used = reinterpret_cast<uint8_t*>(kf + 8 * d);
-  for (int i = 0; i < nq; ++i) {
-    PrepareQuery(t.query(i), d, qr + i * d);
-  }
-  // Scores.
-  switch (nq) {
+// The scores of every row of the call for cells [c0, c1) (c0 a multiple of 8) into s (rows nc16
+// apart). A cell's score does not depend on the others, so any split of the cells gives the same.
+void ScoresOf(const AttentionRows& t, const float* qr, float* s, int64_t nc16, float* kf,
+              int64_t c0, int64_t c1) {
+  AttentionRows part = t;
+  part.k = t.k + c0 * t.k_stride;
+  part.nc = c1 - c0;
+  s += c0;
+  switch (t.tokens * t.heads) {
     case 1:
-      ScoresFew<1>(t, qr, s, nc16);
+      ScoresFew<1>(part, qr, s, nc16);
       break;
     case 2:
-      ScoresFew<2>(t, qr, s, nc16);
+      ScoresFew<2>(part, qr, s, nc16);
       break;
     case 3:
-      ScoresFew<3>(t, qr, s, nc16);
+      ScoresFew<3>(part, qr, s, nc16);
       break;
     case 4:
-      ScoresFew<4>(t, qr, s, nc16);
+      ScoresFew<4>(part, qr, s, nc16);
       break;
     default:
-      ScoresThroughBlock(t, qr, s, nc16, kf);
+      ScoresThroughBlock(part, qr, s, nc16, kf);
       break;
   }
-  // Softmax per row.
+}
+
+// Row i's softmax: its scores in row (nc16 floats, the cells past nc rounded up to 8 included)
+// become the weights rounded to f16, ws their copy · 2^112, and the cells whose weight is not 0
+// are marked in used (a bit per cell, ORed in).
+void SoftmaxRow(const AttentionRows& t, int i, float* row, float* ws, int64_t nc16, uint8_t* used) {
+  const int64_t nc8 = (t.nc + 7) / 8 * 8;
   const __m256 scale = _mm256_set1_ps(t.scale);
-  const __m256 hidden = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
-  std::memset(used, 0, static_cast<size_t>(nc8 / 8));
-  for (int i = 0; i < nq; ++i) {
-    float* row = s + i * nc16;
-    const uint8_t* vis = t.mask(i);
-    __m256 mx = hidden;
-    for (int64_t c = 0; c < nc8; c += 8) {
-      const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(row + c), scale);
-      _mm256_storeu_ps(row + c, x);
-      mx = _mm256_blendv_ps(mx, _mm256_max_ps(mx, x), VisibleMask(vis + c));
-    }
-    const float max = Hmax(mx);
-    if (max == -std::numeric_limits<float>::infinity()) {
-      std::fill(row, row + nc16, 0.0f);  // no visible cell: zeros
-      std::fill(ws + i * nc16, ws + (i + 1) * nc16, 0.0f);
-      continue;
-    }
-    const __m256 vmax = _mm256_set1_ps(max);
-    __m256d sum0 = _mm256_setzero_pd(), sum1 = _mm256_setzero_pd();
-    for (int64_t c = 0; c < nc8; c += 8) {
-      const __m256 e =
-          _mm256_and_ps(VisibleMask(vis + c), Exp(_mm256_sub_ps(_mm256_loadu_ps(row + c), vmax)));
-      _mm256_storeu_ps(row + c, e);
-      sum0 = _mm256_add_pd(sum0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-      sum1 = _mm256_add_pd(sum1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
-    }
-    alignas(32) double lanes[4];
-    _mm256_store_pd(lanes, _mm256_add_pd(sum0, sum1));
-    const double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
-    const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / sum));
-    const __m256 up = _mm256_set1_ps(kTwoPow112);
-    for (int64_t c = 0; c < nc8; c += 8) {
-      const __m256 w = RoundF16(_mm256_mul_ps(_mm256_loadu_ps(row + c), inv));
-      _mm256_storeu_ps(row + c, w);
-      _mm256_storeu_ps(ws + i * nc16 + c, _mm256_mul_ps(w, up));
-      used[c / 8] |= static_cast<uint8_t>(
-          _mm256_movemask_ps(_mm256_cmp_ps(w, _mm256_setzero_ps(), _CMP_NEQ_UQ)));
-    }
+  const uint8_t* vis = t.mask(i);
+  __m256 mx = _mm256_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t c = 0; c < nc8; c += 8) {
+    const __m256 x = _mm256_mul_ps(_mm256_loadu_ps(row + c), scale);
+    _mm256_storeu_ps(row + c, x);
+    mx = _mm256_blendv_ps(mx, _mm256_max_ps(mx, x), VisibleMask(vis + c));
   }
-  // Weighted sums of the V rows.
+  const float max = Hmax(mx);
+  if (max == -std::numeric_limits<float>::infinity()) {
+    std::fill(row, row + nc16, 0.0f);  // no visible cell: zeros
+    std::fill(ws, ws + nc16, 0.0f);
+    return;
+  }
+  const __m256 vmax = _mm256_set1_ps(max);
+  __m256d sum0 = _mm256_setzero_pd(), sum1 = _mm256_setzero_pd();
+  for (int64_t c = 0; c < nc8; c += 8) {
+    const __m256 e =
+        _mm256_and_ps(VisibleMask(vis + c), Exp(_mm256_sub_ps(_mm256_loadu_ps(row + c), vmax)));
+    _mm256_storeu_ps(row + c, e);
+    sum0 = _mm256_add_pd(sum0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    sum1 = _mm256_add_pd(sum1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+  }
+  alignas(32) double lanes[4];
+  _mm256_store_pd(lanes, _mm256_add_pd(sum0, sum1));
+  const double sum = (lanes[0] + lanes[1]) + (lanes[2] + lanes[3]);
+  const __m256 inv = _mm256_set1_ps(static_cast<float>(1.0 / sum));
+  const __m256 up = _mm256_set1_ps(kTwoPow112);
+  for (int64_t c = 0; c < nc8; c += 8) {
+    const __m256 w = RoundF16(_mm256_mul_ps(_mm256_loadu_ps(row + c), inv));
+    _mm256_storeu_ps(row + c, w);
+    _mm256_storeu_ps(ws + c, _mm256_mul_ps(w, up));
+    used[c / 8] |= static_cast<uint8_t>(
+        _mm256_movemask_ps(_mm256_cmp_ps(w, _mm256_setzero_ps(), _CMP_NEQ_UQ)));
+  }
+}
+
+// Elements [j_begin, j_end) (multiples of 32) of every output row: the weighted V rows over the
+// cells marked in used. Each output element's sum runs over the same cells in the same order
+// whatever the range.
+void ValuesOf(const AttentionRows& t, const float* s, const float* ws, int64_t nc16,
+              const uint8_t* used, int64_t j_begin, int64_t j_end) {
+  const int nq = t.tokens * t.heads;
   for (int i0 = 0; i0 < nq; i0 += 4) {
     const int n = std::min(4, nq - i0);
     float* rows[4];
@@ -1238,18 +1240,69 @@ void AttentionF16(const AttentionRows& t) {
     const float* wu = ws + i0 * nc16;
     switch (n) {
       case 1:
-        WeightedRows32<1>(w, wu, nc16, t.nc, used, t.v, t.v_stride, d, rows);
+        WeightedRows32<1>(w, wu, nc16, t.nc, used, t.v, t.v_stride, j_begin, j_end, rows);
         break;
       case 2:
-        WeightedRows32<2>(w, wu, nc16, t.nc, used, t.v, t.v_stride, d, rows);
+        WeightedRows32<2>(w, wu, nc16, t.nc, used, t.v, t.v_stride, j_begin, j_end, rows);
         break;
       case 3:
-        WeightedRows32<3>(w, wu, nc16, t.nc, used, t.v, t.v_stride, d, rows);
+        WeightedRows32<3>(w, wu, nc16, t.nc, used, t.v, t.v_stride, j_begin, j_end, rows);
         break;
       default:
-        WeightedRows32<4>(w, wu, nc16, t.nc, used, t.v, t.v_stride, d, rows);
+        WeightedRows32<4>(w, wu, nc16, t.nc, used, t.v, t.v_stride, j_begin, j_end, rows);
         break;
     }
+  }
+}
+
+void AttentionF16(const AttentionRows& t) {
+  const int64_t d = t.d;
+  const int nq = t.tokens * t.heads;
+  const int64_t nc16 = (t.nc + 15) / 16 * 16;
+  float* qr = t.scratch;       // nq × d: the query rows rounded to f16 (PrepareQuery)
+  float* s = qr + nq * d;      // nq × nc16: scores, then weights
+  float* ws = s + nq * nc16;   // nq × nc16: the weights · 2^112 (for ConvertMixed32's 2nd half)
+  float* kf = ws + nq * nc16;  // 8 × d: 8 key rows converted (ConvertMixed32)
+  // Which cells some row of the call weights (V skips the others): 1 bit per cell, after kf.
+  auto* used = reinterpret_cast<uint8_t*>(kf + 8 * d);
+  for (int i = 0; i < nq; ++i) PrepareQuery(t.query(i), d, qr + i * d);
+  ScoresOf(t, qr, s, nc16, kf, 0, t.nc);
+  std::memset(used, 0, static_cast<size_t>(nc16 / 8));
+  for (int i = 0; i < nq; ++i) SoftmaxRow(t, i, s + i * nc16, ws + i * nc16, nc16, used);
+  ValuesOf(t, s, ws, nc16, used, 0, d);
+}
+
+// AttentionF16 in parts (kernels.h AttentionPart): the scores, weights and each row's bits in
+// task.shared; the query rows, kf and the rows' bits ORed in the thread's scratch.
+void AttentionF16Part(const AttentionRows& t, AttentionPart part, int64_t begin, int64_t end) {
+  const int64_t d = t.d;
+  const int nq = t.tokens * t.heads;
+  const int64_t nc16 = (t.nc + 15) / 16 * 16, bytes = nc16 / 8;
+  float* s = t.shared;
+  float* ws = s + nq * nc16;
+  auto* row_used = reinterpret_cast<uint8_t*>(ws + nq * nc16);  // nq × bytes
+  float* qr = t.scratch;
+  float* kf = qr + nq * d;
+  auto* used = reinterpret_cast<uint8_t*>(kf + 8 * d);
+  switch (part) {
+    case AttentionPart::kScores:
+      for (int i = 0; i < nq; ++i) PrepareQuery(t.query(i), d, qr + i * d);
+      ScoresOf(t, qr, s, nc16, kf, begin, end);
+      break;
+    case AttentionPart::kSoftmax:
+      for (int64_t i = begin; i < end; ++i) {
+        uint8_t* bits = row_used + i * bytes;
+        std::memset(bits, 0, static_cast<size_t>(bytes));
+        SoftmaxRow(t, static_cast<int>(i), s + i * nc16, ws + i * nc16, nc16, bits);
+      }
+      break;
+    case AttentionPart::kValues:
+      std::memset(used, 0, static_cast<size_t>(bytes));
+      for (int i = 0; i < nq; ++i) {
+        for (int64_t b = 0; b < bytes; ++b) used[b] |= row_used[i * bytes + b];
+      }
+      ValuesOf(t, s, ws, nc16, used, begin, end);
+      break;
   }
 }
 
@@ -1288,6 +1341,7 @@ Kernels MakeAvx2() {
   k.exp_sum = ExpSum;
   k.weighted_rows = WeightedRows;
   k.attention_f16 = AttentionF16;
+  k.attention_f16_part = AttentionF16Part;
   k.glu = GluRow;
   AddAvx2RepackedKernels(&k);
   AddFileLayoutCopies(&k);

@@ -614,7 +614,7 @@ TEST(CpuKernels, WeightedRowsEqualAxpySequence) {
 // seeing a different prefix, and cells no token sees holding NaN (stale or unwritten rows must not
 // reach the output). Each output row must also come out bit for bit the same when the rows are
 // split over separate calls (per token, per token and head), as the CPU backend's work split
-// assumes.
+// assumes, and when a table runs the calls in parts (attention_f16_part).
 TEST(CpuKernels, AttentionF16MatchesReferenceWhateverTheSplit) {
   for (const Kernels* k : Tables()) {
     if (k->attention_f16 == nullptr) continue;
@@ -641,7 +641,7 @@ TEST(CpuKernels, AttentionF16MatchesReferenceWhateverTheSplit) {
       const float scale = 1.0f / std::sqrt(static_cast<float>(d));
       // out[t][h][·] for a call on tokens [t0, t0 + nt) and heads [h0, h0 + nh).
       std::vector<float> scratch(AttentionRowsScratch(d, kTokens * kHeads, kCells));
-      auto run = [&](int t0, int nt, int h0, int nh, std::vector<float>& out) {
+      auto make = [&](int t0, int nt, int h0, int nh, std::vector<float>& out) {
         AttentionRows task;
         task.d = d;
         task.tokens = nt;
@@ -658,7 +658,28 @@ TEST(CpuKernels, AttentionF16MatchesReferenceWhateverTheSplit) {
         task.k_stride = task.v_stride = static_cast<size_t>(d);
         task.scale = scale;
         task.scratch = scratch.data();
-        k->attention_f16(task);
+        return task;
+      };
+      auto run = [&](int t0, int nt, int h0, int nh, std::vector<float>& out) {
+        k->attention_f16(make(t0, nt, h0, nh, out));
+      };
+      // The same call in parts (kernels.h AttentionPart), in another order than a single call's:
+      // the cells 16 at a time from the last, the rows and the 32-element ranges in reverse. The
+      // shared area starts as NaNs, so a part that read what no earlier part wrote would show.
+      std::vector<float> shared(AttentionPartsShared(kTokens * kHeads, kCells));
+      auto run_parts = [&](int t0, int nt, std::vector<float>& out) {
+        std::fill(shared.begin(), shared.end(), std::numeric_limits<float>::quiet_NaN());
+        AttentionRows task = make(t0, nt, 0, kHeads, out);
+        task.shared = shared.data();
+        for (int64_t c = (kCells - 1) / 16 * 16; c >= 0; c -= 16) {
+          k->attention_f16_part(task, AttentionPart::kScores, c, std::min(kCells, c + 16));
+        }
+        for (int64_t i = nt * kHeads - 1; i >= 0; --i) {
+          k->attention_f16_part(task, AttentionPart::kSoftmax, i, i + 1);
+        }
+        for (int64_t j = d - 32; j >= 0; j -= 32) {
+          k->attention_f16_part(task, AttentionPart::kValues, j, j + 32);
+        }
       };
       const size_t n_out = static_cast<size_t>(kTokens * kHeads * d);
       // Calls of 9 rows; 3; 1; 2 and 1; 4, 2 and 3 (generation runs 1-4 rows per call, prompts
@@ -675,12 +696,22 @@ TEST(CpuKernels, AttentionF16MatchesReferenceWhateverTheSplit) {
       run(0, 2, 0, 2, blocks);
       run(0, 2, 2, 1, blocks);
       run(2, 1, 0, kHeads, blocks);
+      // In parts: the 9 rows at once (the prompt's score pass) and 3 per token (generation's).
+      std::vector<float> parts_whole(n_out, -6.0f), parts_token(n_out, -7.0f);
+      if (k->attention_f16_part != nullptr) {
+        run_parts(0, kTokens, parts_whole);
+        for (int t = 0; t < kTokens; ++t) run_parts(t, 1, parts_token);
+      }
       for (size_t i = 0; i < n_out; ++i) {
         ASSERT_TRUE(std::isfinite(whole[i])) << k->isa << " d=" << d << " i=" << i;
         ASSERT_EQ(whole[i], per_token[i]) << k->isa << " d=" << d << " i=" << i;
         ASSERT_EQ(whole[i], per_row[i]) << k->isa << " d=" << d << " i=" << i;
         ASSERT_EQ(whole[i], pairs[i]) << k->isa << " d=" << d << " i=" << i;
         ASSERT_EQ(whole[i], blocks[i]) << k->isa << " d=" << d << " i=" << i;
+        if (k->attention_f16_part != nullptr) {
+          ASSERT_EQ(whole[i], parts_whole[i]) << k->isa << " d=" << d << " i=" << i;
+          ASSERT_EQ(whole[i], parts_token[i]) << k->isa << " d=" << d << " i=" << i;
+        }
       }
       auto seen = [&](int t, int64_t c) { return visible[static_cast<size_t>(t * nc16 + c)] != 0; };
       double err = 0, norm = 0;

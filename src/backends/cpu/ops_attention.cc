@@ -90,8 +90,13 @@ ScratchNeeds AttentionScratch(const Node& node) {
     // The visibility bytes of the item's tokens, then the kernel's scratch.
     const int64_t tokens = TokensPerItem(node), c16 = Round16(c_count);
     const int64_t group = node.src[0]->ne[1] / node.src[1]->ne[1];
-    return {0, static_cast<size_t>((tokens * c16 + 3) / 4) +
-                   AttentionRowsScratch(d, tokens * group, c_count)};
+    // The team path (AttentionTeam) shares one call's scores and weights; whether it runs depends
+    // on the thread count, which the scratch is sized without.
+    const size_t shared = SelectKernels().attention_f16_part != nullptr
+                              ? AttentionPartsShared(tokens * group, c_count) * sizeof(float)
+                              : 0;
+    return {shared, static_cast<size_t>((tokens * c16 + 3) / 4) +
+                        AttentionRowsScratch(d, tokens * group, c_count)};
   }
   // Per thread, for each row of an item: the scores (then weights) of every cell, the query as
   // f32 or f16, the accumulator; and per token the visibility of each cell.
@@ -142,7 +147,6 @@ void Attention(const Node& node, const OpContext& ctx) {
     auto* mask = reinterpret_cast<uint8_t*>(ctx.thread_scratch);
     AttentionRows task;
     task.d = d;
-    task.heads = static_cast<int>(heads);
     task.q_token_stride = q.nb[2] / sizeof(float);
     task.q_head_stride = q.nb[1] / sizeof(float);
     task.out_token_stride = out.nb[1] / sizeof(float);
@@ -160,11 +164,8 @@ void Attention(const Node& node, const OpContext& ctx) {
     // (Gemma 3: 512 of a long context) leaves the cells before it out.
     int64_t mask_block = -1;
     int64_t lo = 0, hi = 0;  // the block's cells [lo, hi)
-    for (int64_t item = ctx.counter->fetch_add(1, std::memory_order_relaxed); item < items;
-         item = ctx.counter->fetch_add(1, std::memory_order_relaxed)) {
-      const int64_t b = blocks - 1 - item / (hkv * splits);  // the latest (largest) blocks first
-      const int64_t kvh = (item / splits) % hkv;
-      const int64_t h0 = kvh * group + (item % splits) * heads;
+    // Sets task's rows (block b, the `nh` heads from h0 of KV head kvh) and cells.
+    auto prepare = [&](int64_t b, int64_t kvh, int64_t h0, int64_t nh) {
       const int64_t t0 = b * tb, nt = std::min(tb, t_count - t0);
       if (b != mask_block) {
         mask_block = b;
@@ -188,6 +189,7 @@ void Attention(const Node& node, const OpContext& ctx) {
       }
       task.visible = mask + lo;
       task.tokens = static_cast<int>(nt);
+      task.heads = static_cast<int>(nh);
       task.q = reinterpret_cast<const float*>(static_cast<const char*>(q.data) + t0 * q.nb[2] +
                                               h0 * q.nb[1]);
       task.out = reinterpret_cast<float*>(static_cast<char*>(out.data) + t0 * out.nb[1]) + h0 * d;
@@ -196,6 +198,48 @@ void Attention(const Node& node, const OpContext& ctx) {
                                                  kvh * kc.nb[1] + lo * kc.nb[2]);
       task.v = reinterpret_cast<const uint16_t*>(static_cast<const char*>(vc.data) +
                                                  kvh * vc.nb[1] + lo * vc.nb[2]);
+    };
+    if (splits > 1 && kern.attention_f16_part != nullptr) {
+      // Too few KV heads for the threads (generation on Gemma 3, whose one KV head made 2 threads
+      // convert every K and V row twice): the team takes one (block, KV head) call at a time in
+      // parts. The scores are split by cells, the softmax by rows and the weighted V rows by
+      // elements, so each K and V element is converted once, and the results are the single
+      // call's (kernels.h AttentionPart). Between the parts the team waits at a barrier; a part's
+      // items are handed out by one counter whose value after each part is known (every thread
+      // takes exactly one item past the end), so no counter needs resetting.
+      task.shared = reinterpret_cast<float*>(ctx.shared_scratch);
+      int64_t base = 0;  // the counter's value at the start of the part
+      auto for_each = [&](int64_t n, bool barrier, auto&& f) {
+        for (int64_t i = ctx.counter->fetch_add(1, std::memory_order_relaxed) - base; i < n;
+             i = ctx.counter->fetch_add(1, std::memory_order_relaxed) - base) {
+          f(i);
+        }
+        base += n + ctx.nth;
+        if (barrier) ctx.Barrier();
+      };
+      constexpr int64_t kCellsPerPart = 64;
+      for (int64_t call = 0; call < blocks * hkv; ++call) {
+        prepare(blocks - 1 - call / hkv, call % hkv, (call % hkv) * group, group);
+        const int64_t nc = task.nc;
+        for_each((nc + kCellsPerPart - 1) / kCellsPerPart, true, [&](int64_t i) {
+          kern.attention_f16_part(task, AttentionPart::kScores, i * kCellsPerPart,
+                                  std::min(nc, (i + 1) * kCellsPerPart));
+        });
+        for_each(task.tokens * group, true, [&](int64_t i) {
+          kern.attention_f16_part(task, AttentionPart::kSoftmax, i, i + 1);
+        });
+        // A barrier before the next call reuses the shared area; after the last, the op's end.
+        for_each(d / 32, call + 1 < blocks * hkv, [&](int64_t i) {
+          kern.attention_f16_part(task, AttentionPart::kValues, 32 * i, 32 * i + 32);
+        });
+      }
+      return;
+    }
+    for (int64_t item = ctx.counter->fetch_add(1, std::memory_order_relaxed); item < items;
+         item = ctx.counter->fetch_add(1, std::memory_order_relaxed)) {
+      const int64_t b = blocks - 1 - item / (hkv * splits);  // the latest (largest) blocks first
+      const int64_t kvh = (item / splits) % hkv;
+      prepare(b, kvh, kvh * group + (item % splits) * heads, heads);
       kern.attention_f16(task);
     }
     return;
