@@ -1,5 +1,9 @@
 #include "runtime/engine.h"
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <algorithm>
 #include <chrono>
 #include <map>
@@ -130,6 +134,9 @@ EngineImpl::EngineImpl(const EngineOptions& options) : file_(gguf::File::Open(op
   summary_.n_layer = c.n_layer;
   summary_.n_embd = c.n_embd;
   summary_.chat_template = md.GetString("tokenizer.chat_template").value_or("");
+#if defined(__GLIBC__)
+  malloc_trim(0);
+#endif
 }
 
 void EngineImpl::CheckBatch(std::span<const BatchToken> batch) const {
