@@ -35,7 +35,8 @@ SpmEncoder::SpmEncoder(const Vocab& vocab) : vocab_(vocab) {
     // llama.cpp throws when a byte has no token at all; fall back to the unknown token.
     byte_tokens_[b] = id != -1 ? id : vocab.unk;
   }
-  for (const std::string& token : vocab.texts) {
+  for (size_t i = 0; i < vocab.texts.size(); ++i) {
+    const std::string_view token = vocab.texts[i];
     uint32_t prev = 0;
     for (size_t pos = 0; pos < token.size();) {
       const size_t len = std::min(Utf8SeqLen(static_cast<uint8_t>(token[pos])), token.size() - pos);

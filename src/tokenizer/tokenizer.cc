@@ -120,7 +120,7 @@ class VocabTokenizer final : public Tokenizer {
   std::string TokenToPiece(TokenId id, bool render_special) const override {
     CheckId(id);
     if (!render_special && vocab_.Is(id, kAttrControl | kAttrUnknown)) return "";
-    return vocab_.pieces[id];
+    return std::string(vocab_.pieces[id]);
   }
 
   std::string Decode(std::span<const TokenId> ids, bool render_special) const override {
@@ -129,9 +129,9 @@ class VocabTokenizer final : public Tokenizer {
     for (TokenId id : ids) {
       CheckId(id);
       if (render_special || !vocab_.Is(id, kAttrControl | kAttrUnknown)) {
-        const std::string& piece = vocab_.pieces[id];
+        const std::string_view piece = vocab_.pieces[id];
         const size_t skip = strip_space && !piece.empty() && piece[0] == ' ' ? 1 : 0;
-        text.append(piece, skip);
+        text.append(piece.substr(skip));
       }
       strip_space = false;
     }
@@ -165,7 +165,7 @@ class VocabTokenizer final : public Tokenizer {
     std::vector<Fragment> next;
     for (TokenId special : vocab_.special_tokens) {
       if (!parse_special && vocab_.Is(special, kAttrControl | kAttrUnknown)) continue;
-      const std::string& needle = vocab_.texts[special];
+      const std::string_view needle = vocab_.texts[special];
       if (text.find(needle) == std::string_view::npos) continue;
       const bool lstrip = vocab_.Is(special, kAttrLStrip);
       const bool rstrip = vocab_.Is(special, kAttrRStrip);

@@ -75,15 +75,15 @@ void ReadId(const gguf::Metadata& md, std::string_view key, int32_t n_vocab, Tok
   id = static_cast<TokenId>(*value);
 }
 
-uint8_t ByteTokenValue(const std::string& text) {
+uint8_t ByteTokenValue(std::string_view text) {
   // As llama.cpp: the two characters after "<0x" read as hex (strtol semantics).
-  const std::string digits = text.size() > 3 ? text.substr(3, 2) : std::string();
+  const std::string digits(text.size() > 3 ? text.substr(3, 2) : std::string_view());
   return static_cast<uint8_t>(std::strtol(digits.c_str(), nullptr, 16));
 }
 
 // Byte-level BPE token text back to bytes; code points that stand for no byte are spelled out
 // the way llama.cpp does ("[UNK_BYTE_0x..." + text + "]").
-std::string DecodeByteLevel(const std::string& text) {
+std::string DecodeByteLevel(std::string_view text) {
   std::string out;
   for (size_t pos = 0; pos < text.size();) {
     const uint32_t cpt = DecodeLenient(text, pos);
@@ -96,7 +96,8 @@ std::string DecodeByteLevel(const std::string& text) {
     AppendUtf8(cpt, utf8);
     out += "[UNK_BYTE_0x";
     for (unsigned char c : utf8) out += fmt::format("{:02x}", c);
-    out += text + "]";
+    out += text;
+    out += "]";
   }
   return out;
 }
@@ -117,8 +118,8 @@ std::string UnescapeSpm(std::string_view text) {
 
 std::string PieceOf(const Vocab& v, TokenId id) {
   const uint32_t attr = v.attrs[id];
-  const std::string& text = v.texts[id];
-  if (attr & (kAttrUnknown | kAttrControl | kAttrUserDefined)) return text;
+  const std::string_view text = v.texts[id];
+  if (attr & (kAttrUnknown | kAttrControl | kAttrUserDefined)) return std::string(text);
   if (attr & kAttrNormal)
     return v.type == VocabType::kSpm ? UnescapeSpm(text) : DecodeByteLevel(text);
   if (attr & kAttrByte) return std::string(1, static_cast<char>(ByteTokenValue(text)));
@@ -255,7 +256,12 @@ void ApplyModelSpecificAttrs(Vocab& v, const gguf::Metadata& md) {
 
 }  // namespace
 
-TokenId TextIndex::Build(const std::vector<std::string>& texts) {
+void TextTable::Add(std::string_view text) {
+  bytes_.append(text);
+  offsets_.push_back(bytes_.size());
+}
+
+TokenId TextIndex::Build(const TextTable& texts) {
   size_t size = 16;
   while (size < 2 * texts.size()) size *= 2;
   slots_.assign(size, -1);
@@ -274,7 +280,7 @@ TokenId TextIndex::Build(const std::vector<std::string>& texts) {
   return -1;
 }
 
-TokenId TextIndex::Find(std::string_view text, const std::vector<std::string>& texts) const {
+TokenId TextIndex::Find(std::string_view text, const TextTable& texts) const {
   if (slots_.empty()) return -1;
   for (size_t s = std::hash<std::string_view>{}(text)&mask_;; s = (s + 1) & mask_) {
     const TokenId id = slots_[s];
@@ -322,12 +328,12 @@ Vocab LoadVocab(const gguf::Metadata& md) {
   const gguf::Array* types =
       md.Find(kTypesKey) ? &RequireArray(md, kTypesKey, {gguf::ValueType::kInt32}, n) : nullptr;
 
-  v.texts.resize(n);
+  v.texts.Reserve(n);
   v.scores.assign(n, 0.0f);
   v.attrs.assign(n, kAttrNormal);
   for (size_t i = 0; i < n; ++i) {
-    v.texts[i] = tokens.items[i].AsString(kTokensKey);
-    if (v.texts[i].empty()) v.texts[i] = fmt::format("[EMPTY_{}]", i);
+    const std::string& text = tokens.items[i].AsString(kTokensKey);
+    v.texts.Add(text.empty() ? fmt::format("[EMPTY_{}]", i) : text);
     if (scores) v.scores[i] = static_cast<float>(scores->items[i].AsFloat(kScoresKey));
     if (types) v.attrs[i] = AttrFromType(types->items[i].AsInt(kTypesKey));
   }
@@ -376,7 +382,7 @@ Vocab LoadVocab(const gguf::Metadata& md) {
 
   DetectSpecialTokens(v, fim_pad, fim_rep, fim_sep, fim_pre, fim_suf, fim_mid);
   for (TokenId id = 0; id < n_vocab; ++id) {
-    if ((v.attrs[id] & kAttrControl) && v.texts[id].find("unused") != std::string::npos) {
+    if ((v.attrs[id] & kAttrControl) && v.texts[id].find("unused") != std::string_view::npos) {
       v.attrs[id] |= kAttrUnused;
     }
   }
@@ -390,8 +396,8 @@ Vocab LoadVocab(const gguf::Metadata& md) {
   std::stable_sort(v.special_tokens.begin(), v.special_tokens.end(),
                    [&](TokenId a, TokenId b) { return v.texts[a].size() > v.texts[b].size(); });
 
-  v.pieces.resize(n);
-  for (TokenId id = 0; id < n_vocab; ++id) v.pieces[id] = PieceOf(v, id);
+  v.pieces.Reserve(n);
+  for (TokenId id = 0; id < n_vocab; ++id) v.pieces.Add(PieceOf(v, id));
 
   ApplyModelSpecificAttrs(v, md);
   return v;
