@@ -5,6 +5,9 @@
 // × the query heads of one kv head (the latest tokens first: they see the most cells), so each K
 // and V row is converted once for up to 96 query rows: 125M llama Q4_0 pp512, 1 thread, ATTENTION
 // 376 → about 42 ms per pass (AVX-512, --profile; whole pp512 846 → ~1450 t/s on a quiet machine).
+// When there are too few such items for the threads (generation with fewer KV heads than threads)
+// and the table runs the kernel in parts (attention_f16_part), the whole team shares each call
+// instead (see the team path below).
 //
 // Otherwise (other tables, f32 caches, softcap, other head sizes) a work item is a block of query
 // rows that read the same KV head: up to kRowsPerItem rows made of a few tokens × the query heads
