@@ -257,6 +257,9 @@ void ApplyModelSpecificAttrs(Vocab& v, const gguf::Metadata& md) {
 }  // namespace
 
 void TextTable::Add(std::string_view text) {
+  if (text.size() > UINT32_MAX - bytes_.size()) {
+    Fail("tokenizer metadata: the token texts pass 4 GiB ({} texts so far)", size());
+  }
   bytes_.append(text);
   offsets_.push_back(bytes_.size());
 }

@@ -1273,7 +1273,8 @@ void AttentionF16(const AttentionRows& t) {
 }
 
 // AttentionF16 in parts (kernels.h AttentionPart): the scores, weights and each row's bits in
-// task.shared; the query rows, kf and the rows' bits ORed in the thread's scratch.
+// task.shared; the query rows, kf and the rows' bits ORed in the thread's scratch. Each scores
+// part prepares the query rows again: nq · d roundings against its cells × nq · d products.
 void AttentionF16Part(const AttentionRows& t, AttentionPart part, int64_t begin, int64_t end) {
   const int64_t d = t.d;
   const int nq = t.tokens * t.heads;
