@@ -1788,6 +1788,12 @@ void GemmQ4_Kx16(int64_t k, const void* w, size_t /*ws*/, int nw, const void* pa
 // 1 query row, d 64: 64 cells 1.33 → 0.81, 1024 cells 20.8 → 12.2, 4096 cells 114 → 57; 4 rows,
 // d 64, 1024 cells 28.8 → 19.0; 4 rows, d 256, 128 cells 16.2 → 10.0. The transposed values are
 // the same, so the results are unchanged bit for bit.
+//
+// AttentionF16Part runs the same call in parts (kernels.h AttentionPart) for the team path of
+// ops_attention.cc. Until it existed the table inherited the AVX2 table's parts beside its own
+// whole call, and results then depended on the thread count (CpuVsReference.Attention on a Zen
+// 4). Gemma 3 270M tg16 after 4096 cached tokens, 2 threads, Zen 4, `--profile` ATTENTION over
+// 576 calls: 114-115 ms with the heads split over the threads, 73-79 ms with these parts.
 
 // e^x, Cephes-style (the AVX2 table's Exp on 16 lanes): about 1 ulp on [-87, 88], clamped there.
 inline __m512 Exp16(__m512 x) {
@@ -1828,32 +1834,32 @@ inline void ScoreRows(const float* q, int64_t d, const float* kt, float* s, size
   for (int i = 0; i < NQ; ++i) _mm512_storeu_ps(s + i * s_stride, acc[i]);
 }
 
-// out rows (NQ of them) [j0, j0 + 64) = Σ_c w[i · w_stride + c] · v_c[j0 ..] over the cells with
-// w ≠ 0, in cell order.
-template <int NQ>
+// out rows (NQ of them) [j0, j0 + 16 · U) = Σ_c w[i · w_stride + c] · v_c[j0 ..] over the cells
+// with w ≠ 0, in cell order. Each element sees the same operations whatever U and j0.
+template <int NQ, int U = 4>
 inline void WeightedRows(const float* w, size_t w_stride, int64_t nc, const uint16_t* v,
                          size_t v_stride, int64_t j0, float* const* out) {
-  __m512 acc[NQ][4];
+  __m512 acc[NQ][U];
   for (int i = 0; i < NQ; ++i) {
-    for (int u = 0; u < 4; ++u) acc[i][u] = _mm512_setzero_ps();
+    for (int u = 0; u < U; ++u) acc[i][u] = _mm512_setzero_ps();
   }
   for (int64_t c = 0; c < nc; ++c) {
     const uint16_t* row = v + c * v_stride + j0;
-    __m512 vv[4];
+    __m512 vv[U];
     bool loaded = false;
     for (int i = 0; i < NQ; ++i) {
       const float wi = w[i * w_stride + c];
       if (wi == 0.0f) continue;
       if (!loaded) {
-        for (int u = 0; u < 4; ++u) vv[u] = LoadHalf16(row + 16 * u);
+        for (int u = 0; u < U; ++u) vv[u] = LoadHalf16(row + 16 * u);
         loaded = true;
       }
       const __m512 b = _mm512_set1_ps(wi);
-      for (int u = 0; u < 4; ++u) acc[i][u] = _mm512_fmadd_ps(b, vv[u], acc[i][u]);
+      for (int u = 0; u < U; ++u) acc[i][u] = _mm512_fmadd_ps(b, vv[u], acc[i][u]);
     }
   }
   for (int i = 0; i < NQ; ++i) {
-    for (int u = 0; u < 4; ++u) _mm512_storeu_ps(out[i] + j0 + 16 * u, acc[i][u]);
+    for (int u = 0; u < U; ++u) _mm512_storeu_ps(out[i] + j0 + 16 * u, acc[i][u]);
   }
 }
 
@@ -1897,20 +1903,13 @@ inline void TransposeKeys(const uint16_t* base, size_t stride, int64_t left, int
   }
 }
 
-void AttentionF16(const AttentionRows& t) {
+// The scores of every row for the cells [c_begin, c_end) (c_begin a multiple of 16), from the
+// query rows qr (rounded to f16); kt: 16 · d floats.
+void ScoresOf(const AttentionRows& t, const float* qr, float* s, int64_t nc16, float* kt,
+              int64_t c_begin, int64_t c_end) {
   const int64_t d = t.d;
   const int nq = t.tokens * t.heads;
-  const int64_t nc16 = (t.nc + 15) / 16 * 16;
-  float* qr = t.scratch;      // nq × d: the query rows rounded to f16
-  float* s = qr + nq * d;     // nq × nc16: scores, then weights
-  float* kt = s + nq * nc16;  // d × 16: 16 key rows in f32, transposed
-  for (int i = 0; i < nq; ++i) {
-    const float* src = t.query(i);
-    for (int64_t j = 0; j < d; j += 16)
-      _mm512_storeu_ps(qr + i * d + j, RoundF16(_mm512_loadu_ps(src + j)));
-  }
-  // Scores.
-  for (int64_t c0 = 0; c0 < t.nc; c0 += 16) {
+  for (int64_t c0 = c_begin; c0 < c_end; c0 += 16) {
     const int64_t left = std::min<int64_t>(16, t.nc - c0);
     const uint16_t* base = t.k + c0 * t.k_stride;
     for (int64_t j0 = 0; j0 < d; j0 += 16) TransposeKeys(base, t.k_stride, left, j0, kt);
@@ -1919,67 +1918,123 @@ void AttentionF16(const AttentionRows& t) {
     for (; i + 4 <= nq; i += 4) ScoreRows<4>(qr + i * d, d, kt, s + i * nc16 + c0, nc16);
     for (; i < nq; ++i) ScoreRows<1>(qr + i * d, d, kt, s + i * nc16 + c0, nc16);
   }
-  // Softmax per row.
+}
+
+void PrepareQueries(const AttentionRows& t, float* qr) {
+  const int nq = t.tokens * t.heads;
+  for (int i = 0; i < nq; ++i) {
+    const float* src = t.query(i);
+    for (int64_t j = 0; j < t.d; j += 16)
+      _mm512_storeu_ps(qr + i * t.d + j, RoundF16(_mm512_loadu_ps(src + j)));
+  }
+}
+
+// Row i's scores (nc16 of them, at `row`) become its weights rounded to f16, 0 where hidden.
+void SoftmaxRow(const AttentionRows& t, int i, float* row, int64_t nc16) {
   const __m512 scale = _mm512_set1_ps(t.scale);
   const __m512 hidden = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  for (int i = 0; i < nq; ++i) {
-    float* row = s + i * nc16;
-    const uint8_t* vis = t.mask(i);
-    __m512 mx = hidden;
-    for (int64_t c = 0; c < nc16; c += 16) {
-      const __mmask16 m = _mm_test_epi8_mask(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(vis + c)), _mm_set1_epi8(-1));
-      const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(row + c), scale);
-      _mm512_storeu_ps(row + c, x);
-      mx = _mm512_mask_max_ps(mx, m, mx, x);
-    }
-    const float max = _mm512_reduce_max_ps(mx);
-    if (max == -std::numeric_limits<float>::infinity()) {
-      std::fill(row, row + nc16, 0.0f);  // no visible cell: zeros
-      continue;
-    }
-    const __m512 vmax = _mm512_set1_ps(max);
-    __m512d sum0 = _mm512_setzero_pd(), sum1 = _mm512_setzero_pd();
-    for (int64_t c = 0; c < nc16; c += 16) {
-      const __mmask16 m = _mm_test_epi8_mask(
-          _mm_loadu_si128(reinterpret_cast<const __m128i*>(vis + c)), _mm_set1_epi8(-1));
-      const __m512 e = _mm512_maskz_mov_ps(m, Exp16(_mm512_sub_ps(_mm512_loadu_ps(row + c), vmax)));
-      _mm512_storeu_ps(row + c, e);
-      sum0 = _mm512_add_pd(sum0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-      sum1 = _mm512_add_pd(
-          sum1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
-    }
-    alignas(64) double lanes[8];
-    _mm512_store_pd(lanes, _mm512_add_pd(sum0, sum1));
-    double sum = 0.0;
-    for (double l : lanes) sum += l;
-    const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / sum));
-    for (int64_t c = 0; c < nc16; c += 16) {
-      _mm512_storeu_ps(row + c, RoundF16(_mm512_mul_ps(_mm512_loadu_ps(row + c), inv)));
-    }
+  const uint8_t* vis = t.mask(i);
+  __m512 mx = hidden;
+  for (int64_t c = 0; c < nc16; c += 16) {
+    const __mmask16 m = _mm_test_epi8_mask(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(vis + c)), _mm_set1_epi8(-1));
+    const __m512 x = _mm512_mul_ps(_mm512_loadu_ps(row + c), scale);
+    _mm512_storeu_ps(row + c, x);
+    mx = _mm512_mask_max_ps(mx, m, mx, x);
   }
-  // Weighted sums of the V rows.
+  const float max = _mm512_reduce_max_ps(mx);
+  if (max == -std::numeric_limits<float>::infinity()) {
+    std::fill(row, row + nc16, 0.0f);  // no visible cell: zeros
+    return;
+  }
+  const __m512 vmax = _mm512_set1_ps(max);
+  __m512d sum0 = _mm512_setzero_pd(), sum1 = _mm512_setzero_pd();
+  for (int64_t c = 0; c < nc16; c += 16) {
+    const __mmask16 m = _mm_test_epi8_mask(
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(vis + c)), _mm_set1_epi8(-1));
+    const __m512 e = _mm512_maskz_mov_ps(m, Exp16(_mm512_sub_ps(_mm512_loadu_ps(row + c), vmax)));
+    _mm512_storeu_ps(row + c, e);
+    sum0 = _mm512_add_pd(sum0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+    sum1 = _mm512_add_pd(
+        sum1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+  }
+  alignas(64) double lanes[8];
+  _mm512_store_pd(lanes, _mm512_add_pd(sum0, sum1));
+  double sum = 0.0;
+  for (double l : lanes) sum += l;
+  const __m512 inv = _mm512_set1_ps(static_cast<float>(1.0 / sum));
+  for (int64_t c = 0; c < nc16; c += 16) {
+    _mm512_storeu_ps(row + c, RoundF16(_mm512_mul_ps(_mm512_loadu_ps(row + c), inv)));
+  }
+}
+
+template <int U>
+void WeightedRange(const AttentionRows& t, const float* w, int64_t nc16, int n, int64_t j0,
+                   float* const* rows) {
+  switch (n) {
+    case 1:
+      WeightedRows<1, U>(w, nc16, t.nc, t.v, t.v_stride, j0, rows);
+      break;
+    case 2:
+      WeightedRows<2, U>(w, nc16, t.nc, t.v, t.v_stride, j0, rows);
+      break;
+    case 3:
+      WeightedRows<3, U>(w, nc16, t.nc, t.v, t.v_stride, j0, rows);
+      break;
+    default:
+      WeightedRows<4, U>(w, nc16, t.nc, t.v, t.v_stride, j0, rows);
+      break;
+  }
+}
+
+// Elements [j_begin, j_end) (multiples of 32) of every output row, from the weights s.
+void ValuesOf(const AttentionRows& t, const float* s, int64_t nc16, int64_t j_begin,
+              int64_t j_end) {
+  const int nq = t.tokens * t.heads;
   for (int i0 = 0; i0 < nq; i0 += 4) {
     const int n = std::min(4, nq - i0);
     float* rows[4];
     for (int i = 0; i < n; ++i) rows[i] = t.output(i0 + i);
     const float* w = s + i0 * nc16;
-    for (int64_t j0 = 0; j0 < d; j0 += 64) {
-      switch (n) {
-        case 1:
-          WeightedRows<1>(w, nc16, t.nc, t.v, t.v_stride, j0, rows);
-          break;
-        case 2:
-          WeightedRows<2>(w, nc16, t.nc, t.v, t.v_stride, j0, rows);
-          break;
-        case 3:
-          WeightedRows<3>(w, nc16, t.nc, t.v, t.v_stride, j0, rows);
-          break;
-        default:
-          WeightedRows<4>(w, nc16, t.nc, t.v, t.v_stride, j0, rows);
-          break;
-      }
+    int64_t j0 = j_begin;
+    for (; j0 + 64 <= j_end; j0 += 64) WeightedRange<4>(t, w, nc16, n, j0, rows);
+    if (j0 < j_end) WeightedRange<2>(t, w, nc16, n, j0, rows);
+  }
+}
+
+void AttentionF16(const AttentionRows& t) {
+  const int64_t d = t.d;
+  const int nq = t.tokens * t.heads;
+  const int64_t nc16 = (t.nc + 15) / 16 * 16;
+  float* qr = t.scratch;      // nq × d: the query rows rounded to f16
+  float* s = qr + nq * d;     // nq × nc16: scores, then weights
+  float* kt = s + nq * nc16;  // d × 16: 16 key rows in f32, transposed
+  PrepareQueries(t, qr);
+  ScoresOf(t, qr, s, nc16, kt, 0, t.nc);
+  for (int i = 0; i < nq; ++i) SoftmaxRow(t, i, s + i * nc16, nc16);
+  ValuesOf(t, s, nc16, 0, d);
+}
+
+// AttentionF16 in parts (kernels.h AttentionPart): the scores and weights in task.shared, the
+// query rows and the transposed keys in the thread's scratch. Each scores part rounds the query
+// rows again: nq · d conversions against its cells × nq · d products.
+void AttentionF16Part(const AttentionRows& t, AttentionPart part, int64_t begin, int64_t end) {
+  const int nq = t.tokens * t.heads;
+  const int64_t nc16 = (t.nc + 15) / 16 * 16;
+  float* s = t.shared;  // nq × nc16
+  switch (part) {
+    case AttentionPart::kScores: {
+      float* qr = t.scratch;
+      PrepareQueries(t, qr);
+      ScoresOf(t, qr, s, nc16, qr + nq * t.d, begin, end);
+      break;
     }
+    case AttentionPart::kSoftmax:
+      for (int64_t i = begin; i < end; ++i) SoftmaxRow(t, static_cast<int>(i), s + i * nc16, nc16);
+      break;
+    case AttentionPart::kValues:
+      ValuesOf(t, s, nc16, begin, end);
+      break;
   }
 }
 
@@ -2053,6 +2108,7 @@ Kernels MakeAvx512() {
                                    PrepareAct<KernelQ4_Kx16>};
   AddAvx512F16Kernels(&k);
   k.attention_f16 = AttentionF16;
+  k.attention_f16_part = AttentionF16Part;
   AddFileLayoutCopies(&k);
   return k;
 }

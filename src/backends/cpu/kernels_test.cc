@@ -608,6 +608,21 @@ TEST(CpuKernels, WeightedRowsEqualAxpySequence) {
   }
 }
 
+// A table that replaces the block attention it inherits must replace its parts too: the parts
+// are bit-identical only to their own table's whole call. The AVX-512 table once kept the AVX2
+// parts beside its own AttentionF16, and Gemma 3's results then depended on the thread count
+// (CpuVsReference.Attention caught it on a Zen 4; this test's data did not).
+TEST(CpuKernels, AttentionPartsBelongToTheTablesWholeCall) {
+  for (const Kernels* a : Tables()) {
+    for (const Kernels* b : Tables()) {
+      if (a->attention_f16_part == nullptr) continue;
+      EXPECT_EQ(a->attention_f16 == b->attention_f16,
+                a->attention_f16_part == b->attention_f16_part)
+          << a->isa << " and " << b->isa;
+    }
+  }
+}
+
 // The f16 block attention (kernels.h AttentionRows) of tables that have one, against a scalar
 // reference in f64 on the same f16-rounded operands (query rows and softmax weights rounded to f16
 // as core/graph.h defines the op): 3 tokens × 3 heads of one kv head over 37 cells, each token
