@@ -72,6 +72,9 @@ class VocabTokenizer final : public Tokenizer {
     } else {
       bpe_ = std::make_unique<tok::BpeEncoder>(vocab_);
       splitter_ = std::make_unique<tok::RegexSplitter>(vocab_.pre->regexes);
+      // The encoder keeps the merges as id pairs; their strings (two per merge, 64,784 merges in
+      // Falcon's vocabulary) are not read again.
+      std::vector<std::pair<std::string, std::string>>().swap(vocab_.merges);
     }
   }
 

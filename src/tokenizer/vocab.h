@@ -95,7 +95,8 @@ struct Vocab {
   // Special tokens (control, user-defined, unknown), longest text first: the order in which
   // their text is searched for when partitioning the input.
   std::vector<TokenId> special_tokens;
-  // BPE merges, `tokenizer.ggml.merges[i]` = "left right", rank i.
+  // BPE merges, `tokenizer.ggml.merges[i]` = "left right", rank i. A tokenizer empties it once
+  // its encoder holds them.
   std::vector<std::pair<std::string, std::string>> merges;
   // The bytes each token decodes to, special tokens rendered (token_to_piece with special).
   TextTable pieces;
