@@ -1634,31 +1634,6 @@ GemmFns LegacyGemm() {
 // 1.10× slower.
 constexpr int kWeightPackRows = 32;  // weight rows per work item (GemmFns::rows)
 
-// Prompt batches on Q5_0x16 weights (GemmFns::pack_weights): a work item's weight rows go back to
-// the file's layout in the thread's scratch (UnpackQ5_0x16: copies, no bit shuffles) and QuadQ5_0's
-// GEMM runs on them, so the results are the file layout's bit for bit. Gemma 3 270M pp512, 1
-// thread, --profile: its Q5_0 GEMMs (640 × 2048) took 548-558 ms this way against 514-527 on the
-// file's layout's copy before q5_0x16, and 554-566 when each block was decoded from the q5_0x16
-// rows directly (four dword loads per row and block).
-size_t Q5_0x16UnpackedBytes(int64_t k) { return kWeightPackRows * Q5_0x16RowBytes(k); }
-
-void UnpackQ5_0x16Rows(int64_t k, const void* w, size_t w_stride, int nw, void* dst) {
-  for (int r = 0; r < nw; ++r) {
-    UnpackQ5_0x16(k, static_cast<const uint8_t*>(w) + r * w_stride,
-                  static_cast<uint8_t*>(dst) + r * Q5_0x16RowBytes(k));
-  }
-}
-
-// The GEMM takes kTileRows weight rows a call; a work item has up to kWeightPackRows.
-void GemmUnpackedQ5_0(int64_t k, const void* w, size_t /*w_stride*/, int nw, const void* packed,
-                      int na, float* out, size_t os) {
-  const size_t row_bytes = Q5_0x16RowBytes(k);
-  for (int r = 0; r < nw; r += kTileRows) {
-    Gemm<QuadQ5_0>(k, static_cast<const uint8_t*>(w) + r * row_bytes, row_bytes,
-                   std::min(kTileRows, nw - r), packed, na, out + r, os);
-  }
-}
-
 // A work item's rows of a 16-block layout (q4_0x16: kHalves 1, 16 quant bytes per block; q8_0x16:
 // kHalves 2, 32) in a QuadQ* GEMM's lane order, per block and quad of rows. Written to and read
 // from scratch that need not be 64-byte aligned (unaligned loads and stores).
@@ -1761,6 +1736,66 @@ struct QuadQ8_0Converted {
   static Quad Decode(const uint8_t* const rows[4], int64_t b, int64_t /*blocks*/) {
     const QuadBlockQ8& q = reinterpret_cast<const QuadBlockQ8*>(rows[0])[b];
     return {_mm512_loadu_si512(q.q[0]), _mm512_loadu_si512(q.q[1]), _mm512_loadu_ps(q.d)};
+  }
+};
+
+// Prompt batches on Q5_0x16 weights, as on Q4_0x16 ones: a work item's rows are put into
+// QuadQ5_0's lane order (QuadBlockQ5: the quants by a 4 × 4 dword transpose per group and row, the
+// fifth bits as QuadQ5_0's masks), and the GEMM runs QuadQ5_0's operations on them, so results
+// equal the file layout's bit for bit. Gemma 3 270M pp512, 1 thread, --profile, its Q5_0 GEMMs
+// (640 × 2048): 514-527 ms on the file layout's copy before q5_0x16; with q5_0x16, 548-558 when
+// each work item's rows went back to the file's layout first and 554-566 when QuadQ5_0's decode
+// read the q5_0x16 rows directly (four dword loads per row and block).
+struct QuadBlockQ5 {
+  uint8_t q[64];              // row r's quant bytes in 128-bit lane r
+  float d[16];                // lanes 4r .. 4r + 3: row r's scale (QuadScales)
+  uint64_t lo_bits, hi_bits;  // bit 16r + e: row r's element e (lo) or 16 + e (hi) has bit 4 set
+};
+
+void UnpackQ5_0x16Quads(int64_t k, const uint8_t* const rows[4], QuadBlockQ5* out) {
+  const int64_t nb = k / 32;
+  for (int64_t g = 0; kQ4x16Blocks * g < nb; ++g) {
+    const int64_t t = Q4x16GroupBlocks(g, nb);
+    const __mmask16 valid = KernelQ4_0x16::Valid(g, nb);
+    for (int r = 0; r < 4; ++r) {
+      const uint8_t* group = rows[r] + kQ5x16GroupBytes * g;
+      __m512i v[4];
+      for (int i = 0; i < 4; ++i) v[i] = _mm512_maskz_loadu_epi32(valid, group + 4 * t * i);
+      // 128-bit lane j of v[i] ← block 4j + i's quant bytes.
+      TransposeDwords4x4(v);
+      alignas(64) uint8_t blk[4][64];
+      for (int i = 0; i < 4; ++i) _mm512_store_si512(blk[i], v[i]);
+      for (int64_t l = 0; l < t; ++l) {
+        std::memcpy(out[kQ4x16Blocks * g + l].q + 16 * r, blk[l % 4] + 16 * (l / 4), 16);
+      }
+    }
+    for (int64_t l = 0; l < t; ++l) {
+      QuadBlockQ5& o = out[kQ4x16Blocks * g + l];
+      auto at = [&](int r) { return rows[r] + kQ5x16GroupBytes * g; };
+      auto d = [&](int r) { return Load<uint16_t>(at(r) + 20 * t + 2 * l); };
+      _mm512_storeu_ps(o.d, QuadScales(d(0), d(1), d(2), d(3)));
+      o.lo_bits = o.hi_bits = 0;
+      for (int r = 0; r < 4; ++r) {
+        const uint32_t qh = Load<uint32_t>(at(r) + 16 * t + 4 * l);
+        o.lo_bits |= uint64_t{qh & 0xffff} << (16 * r);
+        o.hi_bits |= uint64_t{qh >> 16} << (16 * r);
+      }
+    }
+  }
+}
+
+// QuadQ5_0's decode on converted blocks (rows[0] points to the QuadBlockQ5 array).
+struct QuadQ5_0Converted {
+  static constexpr int kOffset = QuadQ5_0::kOffset;
+  static Quad Decode(const uint8_t* const rows[4], int64_t b, int64_t /*blocks*/) {
+    const QuadBlockQ5& q = reinterpret_cast<const QuadBlockQ5*>(rows[0])[b];
+    const __m512i raw = _mm512_loadu_si512(q.q);
+    const __m512i mask = _mm512_set1_epi8(0x0f);
+    const __m512i sixteen = _mm512_set1_epi8(16);
+    const __m512i lo = _mm512_and_si512(raw, mask);
+    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw, 4), mask);
+    return {_mm512_mask_add_epi8(lo, _cvtu64_mask64(q.lo_bits), lo, sixteen),
+            _mm512_mask_add_epi8(hi, _cvtu64_mask64(q.hi_bits), hi, sixteen), _mm512_loadu_ps(q.d)};
   }
 };
 
@@ -2282,8 +2317,9 @@ Kernels MakeAvx512() {
       RepackQ5_0x16,
       Tile<KernelQ5_0x16>,
       GemvPrepared<KernelQ5_0x16>,
-      {LegacyPackBytes, LegacyPack<QuadQ5_0::kOffset>, GemmUnpackedQ5_0, kWeightPackRows,
-       Q5_0x16UnpackedBytes, UnpackQ5_0x16Rows},
+      {LegacyPackBytes, LegacyPack<QuadQ5_0::kOffset>, GemmX16<QuadBlockQ5, QuadQ5_0Converted>,
+       kWeightPackRows, X16WeightPackBytes<QuadBlockQ5>,
+       PackX16Weights<QuadBlockQ5, UnpackQ5_0x16Quads>},
       PreparedActBytes<KernelQ5_0x16>,
       PrepareAct<KernelQ5_0x16>,
       UnpackQ5_0x16};
