@@ -1645,13 +1645,15 @@ struct QuadBlockX16 {
 using QuadBlockQ4 = QuadBlockX16<1>;
 using QuadBlockQ8 = QuadBlockX16<2>;
 
-// Groups of the 4 rows (rows[r]) into QuadBlockX16s: per row and 16 quant bytes of each block, a
-// 4 × 4 dword transpose per 128-bit lane of the group's four vectors; the scales spread as
-// QuadScales does.
-template <int kHalves>
-void UnpackX16Quads(int64_t k, const uint8_t* const rows[4], QuadBlockX16<kHalves>* out) {
+// Groups of the 4 rows (rows[r]) into QuadBlockX16s (or a Block with the same q and d): per row
+// and 16 quant bytes of each block, a 4 × 4 dword transpose per 128-bit lane of the group's four
+// vectors; the scales spread as QuadScales does. kExtraBytes: bytes per block that the layout
+// keeps between the quants and the scales (q5_0x16's qh: 4), left to the caller.
+template <int kHalves, int64_t kExtraBytes = 0, typename Block = QuadBlockX16<kHalves>>
+void UnpackX16Quads(int64_t k, const uint8_t* const rows[4], Block* out) {
   constexpr int64_t kQuantBytes = 16 * kHalves;  // per block
-  constexpr int64_t kGroupBytes = (kQuantBytes + 2) * kQ4x16Blocks;
+  constexpr int64_t kScalesAt = kQuantBytes + kExtraBytes;
+  constexpr int64_t kGroupBytes = (kScalesAt + 2) * kQ4x16Blocks;
   const int64_t nb = k / 32;
   for (int64_t g = 0; kQ4x16Blocks * g < nb; ++g) {
     const int64_t t = Q4x16GroupBlocks(g, nb);
@@ -1674,7 +1676,7 @@ void UnpackX16Quads(int64_t k, const uint8_t* const rows[4], QuadBlockX16<kHalve
     }
     for (int64_t l = 0; l < t; ++l) {
       auto d = [&](int r) {
-        return Load<uint16_t>(rows[r] + kGroupBytes * g + kQuantBytes * t + 2 * l);
+        return Load<uint16_t>(rows[r] + kGroupBytes * g + kScalesAt * t + 2 * l);
       };
       _mm512_storeu_ps(out[kQ4x16Blocks * g + l].d, QuadScales(d(0), d(1), d(2), d(3)));
     }
@@ -1740,46 +1742,28 @@ struct QuadQ8_0Converted {
 };
 
 // Prompt batches on Q5_0x16 weights, as on Q4_0x16 ones: a work item's rows are put into
-// QuadQ5_0's lane order (QuadBlockQ5: the quants by a 4 × 4 dword transpose per group and row, the
-// fifth bits as QuadQ5_0's masks), and the GEMM runs QuadQ5_0's operations on them, so results
-// equal the file layout's bit for bit. Gemma 3 270M pp512, 1 thread, --profile, its Q5_0 GEMMs
-// (640 × 2048): 514-527 ms on the file layout's copy before q5_0x16; with q5_0x16, 548-558 when
-// each work item's rows went back to the file's layout first and 554-566 when QuadQ5_0's decode
-// read the q5_0x16 rows directly (four dword loads per row and block).
+// QuadQ5_0's lane order (QuadBlockQ5: the quants and scales as for QuadBlockQ4, the fifth bits as
+// QuadQ5_0's masks), and the GEMM runs QuadQ5_0's operations on them, so results equal the file
+// layout's bit for bit. Gemma 3 270M pp512, 1 thread, --profile, its Q5_0 GEMMs (640 × 2048):
+// 490-500 ms this way, against 514-530 on the file layout's copy before q5_0x16, 548-558 when each
+// work item's rows went back to the file's layout first and 554-566 when QuadQ5_0's decode read
+// the q5_0x16 rows directly (four dword loads per row and block).
 struct QuadBlockQ5 {
-  uint8_t q[64];              // row r's quant bytes in 128-bit lane r
+  uint8_t q[1][64];           // row r's quant bytes in 128-bit lane r
   float d[16];                // lanes 4r .. 4r + 3: row r's scale (QuadScales)
   uint64_t lo_bits, hi_bits;  // bit 16r + e: row r's element e (lo) or 16 + e (hi) has bit 4 set
 };
 
 void UnpackQ5_0x16Quads(int64_t k, const uint8_t* const rows[4], QuadBlockQ5* out) {
+  UnpackX16Quads<1, 4>(k, rows, out);
   const int64_t nb = k / 32;
-  for (int64_t g = 0; kQ4x16Blocks * g < nb; ++g) {
-    const int64_t t = Q4x16GroupBlocks(g, nb);
-    const __mmask16 valid = KernelQ4_0x16::Valid(g, nb);
+  for (int64_t b = 0; b < nb; ++b) {
+    const int64_t g = b / kQ4x16Blocks, l = b % kQ4x16Blocks, t = Q4x16GroupBlocks(g, nb);
+    out[b].lo_bits = out[b].hi_bits = 0;
     for (int r = 0; r < 4; ++r) {
-      const uint8_t* group = rows[r] + kQ5x16GroupBytes * g;
-      __m512i v[4];
-      for (int i = 0; i < 4; ++i) v[i] = _mm512_maskz_loadu_epi32(valid, group + 4 * t * i);
-      // 128-bit lane j of v[i] ← block 4j + i's quant bytes.
-      TransposeDwords4x4(v);
-      alignas(64) uint8_t blk[4][64];
-      for (int i = 0; i < 4; ++i) _mm512_store_si512(blk[i], v[i]);
-      for (int64_t l = 0; l < t; ++l) {
-        std::memcpy(out[kQ4x16Blocks * g + l].q + 16 * r, blk[l % 4] + 16 * (l / 4), 16);
-      }
-    }
-    for (int64_t l = 0; l < t; ++l) {
-      QuadBlockQ5& o = out[kQ4x16Blocks * g + l];
-      auto at = [&](int r) { return rows[r] + kQ5x16GroupBytes * g; };
-      auto d = [&](int r) { return Load<uint16_t>(at(r) + 20 * t + 2 * l); };
-      _mm512_storeu_ps(o.d, QuadScales(d(0), d(1), d(2), d(3)));
-      o.lo_bits = o.hi_bits = 0;
-      for (int r = 0; r < 4; ++r) {
-        const uint32_t qh = Load<uint32_t>(at(r) + 16 * t + 4 * l);
-        o.lo_bits |= uint64_t{qh & 0xffff} << (16 * r);
-        o.hi_bits |= uint64_t{qh >> 16} << (16 * r);
-      }
+      const uint32_t qh = Load<uint32_t>(rows[r] + kQ5x16GroupBytes * g + 16 * t + 4 * l);
+      out[b].lo_bits |= uint64_t{qh & 0xffff} << (16 * r);
+      out[b].hi_bits |= uint64_t{qh >> 16} << (16 * r);
     }
   }
 }
@@ -1789,7 +1773,7 @@ struct QuadQ5_0Converted {
   static constexpr int kOffset = QuadQ5_0::kOffset;
   static Quad Decode(const uint8_t* const rows[4], int64_t b, int64_t /*blocks*/) {
     const QuadBlockQ5& q = reinterpret_cast<const QuadBlockQ5*>(rows[0])[b];
-    const __m512i raw = _mm512_loadu_si512(q.q);
+    const __m512i raw = _mm512_loadu_si512(q.q[0]);
     const __m512i mask = _mm512_set1_epi8(0x0f);
     const __m512i sixteen = _mm512_set1_epi8(16);
     const __m512i lo = _mm512_and_si512(raw, mask);
