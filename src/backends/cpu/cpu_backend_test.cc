@@ -118,6 +118,11 @@ TEST_F(CpuVsReference, MatMulLlama1bShapes) {
     Check(harness::MatMulSpec(t, 2048, 512, 2), kMatMulNmse);
     Check(harness::MatMulSpec(t, 8192, 30, 66), kMatMulNmse);  // > one activation block
   }
+  // Prompt batches over more than one activation group (256 rows; 512 for f16 on AVX-512, whose
+  // groups are sized by GemmFns::group_bytes), the last one partial.
+  for (DType t : {DType::F16, DType::Q8_0, DType::Q4_0, DType::Q4_K}) {
+    Check(harness::MatMulSpec(t, 8192, 40, 600), kMatMulNmse);
+  }
 }
 
 // n rows of k uniform values in [-1, 1] quantized to `type`, row after row.

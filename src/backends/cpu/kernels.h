@@ -55,12 +55,16 @@ struct GemmFns {
   // Optional weight repacking. When set, MATMUL converts each work item's weight rows (nw ≤
   // `rows`) once with `pack_weights` into its thread's scratch (`weight_pack_bytes(k)` bytes) and
   // hands that area to `gemm` as w (w_stride 0) together with all the item's activation rows (a
-  // group of up to 256), so the conversion is paid once per weight chunk and activation group,
-  // not in the inner loop. MATMUL takes this path only for batches of at least `min_rows`
-  // activation rows (below, the dot tiles).
+  // group of 256, or group_bytes' worth), so the conversion is paid once per weight chunk and
+  // activation group, not in the inner loop. MATMUL takes this path only for batches of at least
+  // `min_rows` activation rows (below, the dot tiles).
   size_t (*weight_pack_bytes)(int64_t k) = nullptr;
   void (*pack_weights)(int64_t k, const void* w, size_t w_stride, int nw, void* dst) = nullptr;
   int min_rows = 0;
+  // With pack_weights: the packed activation bytes a work item may cover (its group is then the
+  // most multiples of 256 rows within this, at least 256 rows); 0: groups of 256 rows. A kernel
+  // whose weight conversion costs much (f16 to f32) converts each chunk fewer times this way.
+  size_t group_bytes = 0;
 };
 
 // Optional layout of the table's own for one weight type, into which the CPU backend copies

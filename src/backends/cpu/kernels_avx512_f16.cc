@@ -11,14 +11,29 @@
 //
 // Prompt batches (GemmFns with weight repacking): the weights are converted to f32 once per work
 // item instead of inside the loop. MATMUL gives a thread one chunk of 32 weight rows with a group
-// of up to 256 activation rows; F16PackWeights converts the chunk into the thread's scratch as a
-// K-major panel (panel[32·i + r], 256 KB at K = 2048, 1 MB at K = 8192), and F16Pack stores the
-// activation rows once per MATMUL as f32 quads interleaved along K (quad[4·i + c]). The
-// micro-tile is an outer product, 32 weight rows (2 zmm) × 12 activation rows = 24 accumulators:
-// per element 2 panel loads and 12 broadcasts for 24 FMAs, no vcvtph2ps and no horizontal sums
-// (each accumulator lane is one output, summed in element order from 0, so results do not depend
-// on the tiling or the thread split). Converting a chunk (vcvtph2ps + a 16 × 16 transpose) costs
-// about as much as 4-8 activation rows of FMAs, hence the 256-row groups and kF16GemmMinRows.
+// of activation rows (256 rows, or as many 256-row groups as fit kF16GroupBytes of packed
+// quads: 2048 rows at K = 2048, 512 at K = 8192); F16PackWeights converts the chunk into the
+// thread's scratch as a K-major panel (panel[32·i + r], 256 KB at K = 2048, 1 MB at K = 8192), and
+// F16Pack stores the activation rows once per MATMUL as f32 quads interleaved along K (quad[4·i +
+// c]). The micro-tile is an outer product, 32 weight rows (2 zmm) × 12 activation rows = 24
+// accumulators: per element 2 panel loads and 12 broadcasts for 24 FMAs, no vcvtph2ps and no
+// horizontal sums (each accumulator lane is one output, summed in element order from 0, so results
+// do not depend on the tiling or the thread split). Converting a chunk (vcvtph2ps + a 16 × 16
+// transpose) costs about as much as 4-8 activation rows of FMAs, hence the large groups and
+// kF16GemmMinRows.
+//
+// The chunk conversion (eighteenth session, same Zen 4): it read each row 16 halves (half a
+// cache line) per step, but the 32 rows are K · 2 bytes apart, a multiple of 4 KB at K = 2048 and
+// 8192, so their lines share one L1 set and were evicted before their second half was read; it
+// took 11% of the 1b pp512 GEMM time (perf). Reading whole lines (F16PackWeights) made it 4%,
+// and groups sized by kF16GroupBytes, so a chunk is converted once per pp512 instead of twice,
+// 2.4%. The 1b MATMULs went from 100-103 to 108-112 GFLOP/s (`--profile`; the FMA peak
+// measured 116-117 this session, as below). bench/ab-dizuo pp512, 3 rounds, 19feb11 ÷ this: 1b
+// 0.92× (1 thread) / 0.93× (2), 125m 0.96× / 0.97×; the groups alone: 1b 1.00× / 0.99×, 125m 0.97×
+// / 0.97×. Prefetching the rows' next lines in the conversion (256 or 1024 bytes ahead) was slower
+// (56.1-56.3 and 55.3-55.7 tokens/s against 56.6). The AVX2 table keeps 256-row groups: its f16
+// GEMM on this host ran 0.94-0.97× as fast with 16 MB groups, and the quantized GEMMs 0.95-0.99×
+// (their activation groups fit L2 otherwise).
 //
 // Measured on a 2-core EPYC Zen 4 (family 25 model 17: zmm FMAs run on 256-bit units, peak 115
 // GFLOP/s per core measured with 12 independent FMA chains, half the Zen 5 figure below, so the
@@ -260,27 +275,53 @@ inline void Transpose16(__m512 v[16]) {
   for (int i = 0; i < 16; ++i) v[i] = a[i];
 }
 
+// Elements i .. i + t - 1 (t ≤ 16) of the 16 rows of row group g (rows[r], zeros past the
+// chunk's rows), transposed into the panel: d[kF16GemmRows · (i + j) + 16 · g + r], j < t.
+inline void PackBlock(const __m512* rows, int t, int64_t i, int g, float* d) {
+  __m512 v[16];
+  for (int r = 0; r < 16; ++r) v[r] = rows[r];
+  Transpose16(v);
+  for (int j = 0; j < t; ++j) _mm512_storeu_ps(d + kF16GemmRows * (i + j) + 16 * g, v[j]);
+}
+
+// The 16 rows of a group are read one 64-byte line (32 halves) each per step, both halves used at
+// once: the rows are K · 2 bytes apart (a multiple of 4 KB for K = 2048 or 8192), so their lines
+// share an L1 set, and 16 halves per row and step (the previous form) had the line evicted before
+// its second half was read.
 void F16PackWeights(int64_t k, const void* w, size_t ws, int nw, void* dst) {
   auto* d = static_cast<float*>(dst);
   const auto* wb = static_cast<const uint8_t*>(w);
-  for (int64_t i = 0; i < k; i += 16) {
-    const int64_t t = std::min<int64_t>(16, k - i);
-    for (int g = 0; g < kF16GemmRows / 16; ++g) {
+  for (int g = 0; g < kF16GemmRows / 16; ++g) {
+    const uint8_t* base = wb + 16 * g * ws;
+    const int n = std::clamp(nw - 16 * g, 0, 16);
+    int64_t i = 0;
+    for (; i + 32 <= k; i += 32) {
+      __m512i line[16];
+      for (int r = 0; r < 16; ++r) {
+        line[r] = r < n ? _mm512_loadu_si512(base + r * ws + 2 * i) : _mm512_setzero_si512();
+      }
+      __m512 v[16];
+      for (int r = 0; r < 16; ++r) v[r] = _mm512_cvtph_ps(_mm512_castsi512_si256(line[r]));
+      PackBlock(v, 16, i, g, d);
+      for (int r = 0; r < 16; ++r) v[r] = _mm512_cvtph_ps(_mm512_extracti64x4_epi64(line[r], 1));
+      PackBlock(v, 16, i + 16, g, d);
+    }
+    for (; i < k; i += 16) {
+      const int64_t t = std::min<int64_t>(16, k - i);
       __m512 v[16];
       for (int r = 0; r < 16; ++r) {
-        const auto* row = reinterpret_cast<const uint16_t*>(wb + (16 * g + r) * ws);
-        v[r] = 16 * g + r >= nw ? _mm512_setzero_ps()
-                                : (t == 16 ? LoadHalves(row + i) : LoadHalvesMasked(row + i, t));
+        const auto* row = reinterpret_cast<const uint16_t*>(base + r * ws);
+        v[r] = r >= n ? _mm512_setzero_ps()
+                      : (t == 16 ? LoadHalves(row + i) : LoadHalvesMasked(row + i, t));
       }
-      Transpose16(v);
-      for (int j = 0; j < t; ++j) _mm512_storeu_ps(d + kF16GemmRows * (i + j) + 16 * g, v[j]);
+      PackBlock(v, static_cast<int>(t), i, g, d);
     }
   }
 }
 
 // K-block of the GEMM: every micro-tile runs over elements [k0, k0 + kF16GemmKBlock) before the
 // next block, its accumulators stored to out and reloaded (exactly) between blocks, so the
-// chunk's block (256 KB) stays in L2 while the activation group (up to 256 rows) streams past.
+// chunk's block (256 KB) stays in L2 while the activation group streams past.
 // Smaller blocks measured slower (see the top of the file); at K ≤ 2048 this is no blocking, at
 // K = 8192 (ffn_down) it keeps the block in L2 (not measured separately).
 constexpr int64_t kF16GemmKBlock = 2048;
@@ -348,6 +389,9 @@ void F16Gemm(int64_t k, const void* w, size_t /*ws*/, int nw, const void* packed
 // 125m f16 pp12 197/195 vs 226/233, pp16 236/235 vs 232/236, pp24 290/288 vs 238/240;
 // 1b f16 (threshold 16 against dot tiles only) pp12 23.7/23.6 vs 25.5/22.8, pp16 27.2/27.4 vs
 // 26.1/24.3, pp24 33.2/33.1 vs 24.5/25.7. The crossover is at about 16 rows.
+// GemmFns::group_bytes: the packed activation quads (4 KB per row at K = 1024) a work item
+// covers with one converted chunk; see the top of the file.
+constexpr size_t kF16GroupBytes = size_t{16} << 20;
 constexpr int kF16GemmMinRows = 16;
 
 }  // namespace
@@ -361,8 +405,8 @@ void AddAvx512F16Kernels(Kernels* k) {
   // Attention's q · k tiles are DotF16 too (the AVX2 table's would differ).
   k->kv_dot_f16 = nullptr;
   k->gemm[static_cast<size_t>(DType::F16)] = {
-      F16PackBytes,       F16Pack,        F16Gemm,        kF16GemmRows,
-      F16WeightPackBytes, F16PackWeights, kF16GemmMinRows};
+      F16PackBytes,       F16Pack,        F16Gemm,         kF16GemmRows,
+      F16WeightPackBytes, F16PackWeights, kF16GemmMinRows, kF16GroupBytes};
 }
 
 }  // namespace dizuo::cpu

@@ -194,10 +194,14 @@ void MatMul(const Node& node, const OpContext& ctx) {
     const int64_t n_chunks = (n + chunk - 1) / chunk;
     if (gemm->pack_weights != nullptr) {
       // Repacked weights (kernels.h): a work item is one chunk of gemm->rows weight rows × one
-      // group of kGemmActivationGroup activation blocks (256 rows), for every matrix size, so a
-      // chunk is converted once per group into the thread's scratch; groups outer, chunks inner
-      // (the threads share a group's packed activations in L3). See kernels_avx512_f16.cc.
-      const int64_t group_rows = kGemmActivationGroup * kGemmActivationBlock;
+      // group of kGemmActivationGroup activation blocks (256 rows), or of as many such groups as
+      // gemm->group_bytes of packed activations hold, for every matrix size, so a chunk is
+      // converted once per group into the thread's scratch; groups outer, chunks inner (the
+      // threads share a group's packed activations in L3). See kernels_avx512_f16.cc.
+      const int64_t base_rows = kGemmActivationGroup * kGemmActivationBlock;
+      const size_t base_bytes = static_cast<size_t>(base_rows / 4) * quad_bytes;
+      const int64_t group_rows =
+          base_rows * std::max<int64_t>(1, static_cast<int64_t>(gemm->group_bytes / base_bytes));
       const int64_t n_groups = (m + group_rows - 1) / group_rows;
       const int64_t wchunk = gemm->rows;
       const int64_t n_wchunks = (n + wchunk - 1) / wchunk;
