@@ -129,15 +129,17 @@ struct AttentionRows {
   const uint8_t* mask(int i) const { return visible + (i / heads) * mask_stride; }
 };
 inline constexpr int64_t kAttentionMaxHead = 256;
-// The query rows, their scores and a scaled copy, 16 converted key rows and a byte per cell.
+// The query rows (in groups of 4), their scores and a scaled copy, 16 converted key rows and a
+// byte per cell.
 inline size_t AttentionRowsScratch(int64_t d, int64_t rows, int64_t nc) {
   const int64_t nc16 = (nc + 15) / 16 * 16;
-  return static_cast<size_t>(rows * d + 2 * rows * nc16 + 16 * d + nc16 / 4);
+  return static_cast<size_t>((rows + 3) / 4 * 4 * d + 2 * rows * nc16 + 16 * d + nc16 / 4);
 }
 // One call of attention_f16 in three parts, so that a team of threads can share it when there
 // are fewer calls than threads (generation with fewer KV heads than threads: Gemma 3 has one):
 //   kScores:  the scores of every row for cells [begin, end) (begin a multiple of 16, end too or
-//             nc), into task.shared;
+//             nc), into task.shared (row i's, unscaled, at shared[i · nc16 + c], nc16 = nc
+//             rounded up to 16);
 //   kSoftmax: rows [begin, end), from those scores (all cells' must be done);
 //   kValues:  elements [begin, end) of every output row (multiples of 32), from the weights (all
 //             rows' softmax must be done).

@@ -1983,20 +1983,33 @@ void GemmQ4_Kx16(int64_t k, const void* w, size_t /*ws*/, int nw, const void* pa
 
 // ---- attention on f16 caches (kernels.h AttentionRows) ----------------------------------------
 //
-// The scores of a block of query rows are small matrix products: 16 cells at a time, the key rows
-// are converted to f32 and transposed (d × 16) once, then each query row's 16 scores are one FMA
-// chain over the head dimension (a broadcast query element × the 16 cells' elements). The softmax
-// (max, exp, f64 sum, normalization, f16 rounding of the weights) runs 16 cells per vector, and
-// the weighted sum of the V rows keeps 4 query rows × 64 elements in registers while it walks the
-// cells in order, each V row converted once for the 4 rows. Per output the operations are fixed:
-// score = Σ_j q_j·k_j in j order (one FMA chain), max / sums per lane then in lane order, and
-// out += p·v in cell order over the cells with p ≠ 0 (as the axpy loop it replaces).
+// The scores of a block of query rows are small matrix products, 16 cells at a time. The query
+// rows are rounded to f16 and stored in groups of 4, interleaved by 4 elements (PrepareQueries);
+// each vector lane holds one (row, cell) pair's products of the elements ≡ e (mod 4), an FMA
+// chain over the head dimension in element order, and the 4 lanes of a pair are added as
+// (e0 + e1) + (e2 + e3). Two orientations give these sums bit for bit:
+//   - ScoreGroup (calls of up to 4 query rows, generation): the 16 key rows converted to f32 as
+//     they are (kt[c · d + j]); a 128-bit block per row, one accumulator per cell, each step a
+//     query vector × the cell's 4 elements broadcast to the 4 blocks;
+//   - ScoreGroupByCells (more rows, prompts): the key rows converted with their 4-element blocks
+//     of 4 cells interleaved (ConvertKeysByQuads, once per 16 cells for all rows); a 128-bit
+//     block per cell, 4 accumulators per row, each step one row's 4 elements broadcast × 4 cell
+//     vectors, so the 16 cells' elements are loaded once for 4 rows.
+// The softmax (max, exp, f64 sum, normalization, f16 rounding of the weights) runs 16 cells per
+// vector, and the weighted sum of the V rows keeps 4 query rows × 64 elements in registers while
+// it walks the cells in order, each V row converted once for the 4 rows. Per output the operations
+// are fixed: the score's sums above, max / sums per lane then in lane order, and out += p·v in
+// cell order over the cells with p ≠ 0 (as the axpy loop it replaces).
 //
-// The key blocks are transposed with shuffles (TransposeKeys), where they were gathered before:
-// cpu_kernels_bench BM_AttentionF16 on a 2-core EPYC Zen 4, µs per call, gathers → shuffles:
-// 1 query row, d 64: 64 cells 1.33 → 0.81, 1024 cells 20.8 → 12.2, 4096 cells 114 → 57; 4 rows,
-// d 64, 1024 cells 28.8 → 19.0; 4 rows, d 256, 128 cells 16.2 → 10.0. The transposed values are
-// the same, so the results are unchanged bit for bit.
+// Until the eighteenth session each score was one FMA chain with the cells in lanes, the 16 key
+// rows transposed with shuffles (~80 shuffle and conversion operations per 16 × 16 block; before
+// that, gathers) for every call. Generation calls have 1-4 rows, so the transposes cost as much
+// as the products. Zen 4, 1 thread, `--profile` ATTENTION, before → after (2 alternations):
+// Gemma 3 tg16 after 4096 cached tokens 110-112 → 80-81 ms, llama 125m tg32 after 2048 156-159 →
+// 116-121 ms; prompts unchanged within 1-3% (Gemma 3 pp512 220-226 → 223-234, 125m pp512 after
+// 2048 1115-1127 → 1131-1143). ScoreGroup for prompts too cost them 17-19% (its 16 broadcast
+// loads per 16 FMAs); ScoreGroupByCells for generation gave 90-91 ms on Gemma 3 (its key
+// conversion shuffles, paid for 4 rows).
 //
 // AttentionF16Part runs the same call in parts (kernels.h AttentionPart) for the team path of
 // ops_attention.cc. Until it existed the table inherited the AVX2 table's parts beside its own
@@ -2031,16 +2044,45 @@ inline __m512 LoadHalf16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// s[i · s_stride + 0..15] = Σ_j q[i · d + j] · kt[16 j + 0..15] for NQ query rows.
-template <int NQ>
-inline void ScoreRows(const float* q, int64_t d, const float* kt, float* s, size_t s_stride) {
-  __m512 acc[NQ];
-  for (int i = 0; i < NQ; ++i) acc[i] = _mm512_setzero_ps();
-  for (int64_t j = 0; j < d; ++j) {
-    const __m512 kv = _mm512_loadu_ps(kt + 16 * j);
-    for (int i = 0; i < NQ; ++i) acc[i] = _mm512_fmadd_ps(_mm512_set1_ps(q[i * d + j]), kv, acc[i]);
+// In place: v[j] 128-bit block b becomes v[b] block j (a 4 × 4 transpose of 128-bit blocks).
+inline void TransposeBlocks4(__m512 v[4]) {
+  const __m512 c0 = _mm512_shuffle_f32x4(v[0], v[1], 0x88);  // v0.b0 v0.b2 v1.b0 v1.b2
+  const __m512 c1 = _mm512_shuffle_f32x4(v[0], v[1], 0xDD);  // v0.b1 v0.b3 v1.b1 v1.b3
+  const __m512 c2 = _mm512_shuffle_f32x4(v[2], v[3], 0x88);
+  const __m512 c3 = _mm512_shuffle_f32x4(v[2], v[3], 0xDD);
+  v[0] = _mm512_shuffle_f32x4(c0, c2, 0x88);
+  v[1] = _mm512_shuffle_f32x4(c1, c3, 0x88);
+  v[2] = _mm512_shuffle_f32x4(c0, c2, 0xDD);
+  v[3] = _mm512_shuffle_f32x4(c1, c3, 0xDD);
+}
+
+// The scores of query rows 4g .. 4g + n − 1 (n ≤ 4; qg: their group, PrepareQueries) against 16
+// converted key rows (kt[c · d + j]), to s[i · s_stride + c]. Lane 4i + e of cell c's accumulator
+// sums row i's products of elements 4j + e, j in order; then (e0 + e1) + (e2 + e3).
+inline void ScoreGroup(const float* qg, int64_t d, const float* kt, float* s, size_t s_stride,
+                       int n) {
+  __m512 acc[16];
+  for (auto& a : acc) a = _mm512_setzero_ps();
+  for (int64_t j = 0; j < d; j += 4) {
+    const __m512 qv = _mm512_loadu_ps(qg + 4 * j);
+    for (int c = 0; c < 16; ++c) {
+      acc[c] = _mm512_fmadd_ps(qv, _mm512_broadcast_f32x4(_mm_loadu_ps(kt + c * d + j)), acc[c]);
+    }
   }
-  for (int i = 0; i < NQ; ++i) _mm512_storeu_ps(s + i * s_stride, acc[i]);
+  // Per 128-bit lane (a row): t[p] = [2p: e0 + e1, e2 + e3, 2p + 1: e0 + e1, e2 + e3].
+  __m512 t[8];
+  for (int p = 0; p < 8; ++p) {
+    t[p] = _mm512_add_ps(_mm512_shuffle_ps(acc[2 * p], acc[2 * p + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(acc[2 * p], acc[2 * p + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  // u[q], per row: the scores of cells 4q .. 4q + 3; then row i's 16 in u[i].
+  __m512 u[4];
+  for (int q = 0; q < 4; ++q) {
+    u[q] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * q], t[2 * q + 1], _MM_SHUFFLE(2, 0, 2, 0)),
+                         _mm512_shuffle_ps(t[2 * q], t[2 * q + 1], _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+  TransposeBlocks4(u);
+  for (int i = 0; i < n; ++i) _mm512_storeu_ps(s + i * s_stride, u[i]);
 }
 
 // out rows (NQ of them) [j0, j0 + 16 · U) = Σ_c w[i · w_stride + c] · v_c[j0 ..] over the cells
@@ -2072,69 +2114,105 @@ inline void WeightedRows(const float* w, size_t w_stride, int64_t nc, const uint
   }
 }
 
-// kt[16 · (j0 + e) + c] = K[c][j0 + e] as f32, for the 16 cells c of a block (rows of `base`,
-// zeros past `left`) and e < 16. The element pairs (dwords) of the 16 rows are transposed with
-// shuffles: rows i and i + 8 share a vector, an 8 × 8 dword transpose runs in each 256-bit half,
-// and one two-source permute per dword puts the cells in order; each dword then splits into its
-// two elements' rows. It replaced one dword gather per element pair (16 cells): on a Zen 4 the
-// gathers took ~60% of the kernel's time (figures above).
-inline void TransposeKeys(const uint16_t* base, size_t stride, int64_t left, int64_t j0,
-                          float* kt) {
-  auto row = [&](int c) {
-    return c < left ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(base + c * stride + j0))
-                    : _mm256_setzero_si256();
-  };
-  __m512i z[8], a[8], b[8];
-  for (int i = 0; i < 8; ++i) {
-    z[i] = _mm512_inserti64x4(_mm512_castsi256_si512(row(i)), row(i + 8), 1);
-  }
-  // 128-bit lanes of z[i]: row i dwords 0-3, 4-7, row i + 8 dwords 0-3, 4-7.
-  for (int i = 0; i < 8; i += 2) {
-    a[i] = _mm512_unpacklo_epi32(z[i], z[i + 1]);
-    a[i + 1] = _mm512_unpackhi_epi32(z[i], z[i + 1]);
-  }
-  // b[4h + m] (m < 4), 128-bit lanes: rows 4h..4h+3 dword m, the same rows' dword m + 4, then
-  // rows 4h + 8..4h + 11 likewise.
-  for (int h = 0; h < 2; ++h) {
-    const __m512i* x = a + 4 * h;
-    b[4 * h] = _mm512_unpacklo_epi64(x[0], x[2]);
-    b[4 * h + 1] = _mm512_unpackhi_epi64(x[0], x[2]);
-    b[4 * h + 2] = _mm512_unpacklo_epi64(x[1], x[3]);
-    b[4 * h + 3] = _mm512_unpackhi_epi64(x[1], x[3]);
-  }
-  const __m512i low = _mm512_setr_epi64(0, 1, 8, 9, 4, 5, 12, 13);
-  const __m512i high = _mm512_setr_epi64(2, 3, 10, 11, 6, 7, 14, 15);
-  for (int m = 0; m < 8; ++m) {
-    const __m512i pair = _mm512_permutex2var_epi64(b[m % 4], m < 4 ? low : high, b[4 + m % 4]);
-    float* dst = kt + 16 * (j0 + 2 * m);
-    _mm512_storeu_ps(dst, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(pair)));
-    _mm512_storeu_ps(dst + 16, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(pair, 16))));
+// kt[c · d + j] = K[c][j] as f32 for the 16 cells c of a block (rows of `base`, zeros past
+// `left`).
+inline void ConvertKeys(const uint16_t* base, size_t stride, int64_t left, int64_t d, float* kt) {
+  for (int64_t c = 0; c < 16; ++c) {
+    for (int64_t j = 0; j < d; j += 16) {
+      _mm512_storeu_ps(kt + c * d + j,
+                       c < left ? LoadHalf16(base + c * stride + j) : _mm512_setzero_ps());
+    }
   }
 }
 
+// kc[64 j + 16 q + 4 c + e] = K[4q + c][4j + e] as f32 for the 16 cells of a block (rows of
+// `base`, zeros past `left`): each 4 elements of 4 cells in one vector.
+inline void ConvertKeysByQuads(const uint16_t* base, size_t stride, int64_t left, int64_t d,
+                               float* kc) {
+  for (int64_t q = 0; q < 4; ++q) {
+    for (int64_t b = 0; b < d; b += 16) {
+      __m512 r[4];
+      for (int64_t c = 0; c < 4; ++c) {
+        r[c] = 4 * q + c < left ? LoadHalf16(base + (4 * q + c) * stride + b) : _mm512_setzero_ps();
+      }
+      TransposeBlocks4(r);  // r[j] block c: cell 4q + c's elements b + 4j ..
+      for (int64_t j = 0; j < 4; ++j) _mm512_storeu_ps(kc + 64 * (b / 4 + j) + 16 * q, r[j]);
+    }
+  }
+}
+
+// ScoreGroup's sums in the other orientation, bit for bit: lane 4c + e of acc[i][q] sums row i's
+// products with cell 4q + c, elements 4j + e, j in order; then (e0 + e1) + (e2 + e3). Each step
+// loads the 16 cells' 4 elements once for the 4 rows (kc, ConvertKeysByQuads).
+inline void ScoreGroupByCells(const float* qg, int64_t d, const float* kc, float* s,
+                              size_t s_stride, int n) {
+  __m512 acc[4][4];
+  for (auto& row : acc) {
+    for (auto& a : row) a = _mm512_setzero_ps();
+  }
+  for (int64_t j = 0; j < d; j += 4) {
+    __m512 kv[4];
+    for (int q = 0; q < 4; ++q) kv[q] = _mm512_loadu_ps(kc + 16 * j + 16 * q);
+    for (int i = 0; i < 4; ++i) {
+      const __m512 qb = _mm512_broadcast_f32x4(_mm_loadu_ps(qg + 4 * j + 4 * i));
+      for (int q = 0; q < 4; ++q) acc[i][q] = _mm512_fmadd_ps(qb, kv[q], acc[i][q]);
+    }
+  }
+  // Lane 4c + q of u: cell 4q + c; the permute puts cell p in lane p.
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  for (int i = 0; i < n; ++i) {
+    const __m512* a = acc[i];
+    const __m512 t0 = _mm512_add_ps(_mm512_shuffle_ps(a[0], a[1], _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_ps(a[0], a[1], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512 t1 = _mm512_add_ps(_mm512_shuffle_ps(a[2], a[3], _MM_SHUFFLE(2, 0, 2, 0)),
+                                    _mm512_shuffle_ps(a[2], a[3], _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512 u = _mm512_add_ps(_mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0)),
+                                   _mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1)));
+    _mm512_storeu_ps(s + i * s_stride, _mm512_permutexvar_ps(order, u));
+  }
+}
+
+// Calls with more query rows than this use ScoreGroupByCells (see the top of this section).
+constexpr int kScoresByCellsFrom = 4;
+
 // The scores of every row for the cells [c_begin, c_end) (c_begin a multiple of 16), from the
-// query rows qr (rounded to f16); kt: 16 · d floats.
-void ScoresOf(const AttentionRows& t, const float* qr, float* s, int64_t nc16, float* kt,
+// query groups qg (PrepareQueries); kt: 16 · d floats.
+void ScoresOf(const AttentionRows& t, const float* qg, float* s, int64_t nc16, float* kt,
               int64_t c_begin, int64_t c_end) {
   const int64_t d = t.d;
   const int nq = t.tokens * t.heads;
   for (int64_t c0 = c_begin; c0 < c_end; c0 += 16) {
     const int64_t left = std::min<int64_t>(16, t.nc - c0);
-    const uint16_t* base = t.k + c0 * t.k_stride;
-    for (int64_t j0 = 0; j0 < d; j0 += 16) TransposeKeys(base, t.k_stride, left, j0, kt);
-    int i = 0;
-    for (; i + 8 <= nq; i += 8) ScoreRows<8>(qr + i * d, d, kt, s + i * nc16 + c0, nc16);
-    for (; i + 4 <= nq; i += 4) ScoreRows<4>(qr + i * d, d, kt, s + i * nc16 + c0, nc16);
-    for (; i < nq; ++i) ScoreRows<1>(qr + i * d, d, kt, s + i * nc16 + c0, nc16);
+    if (nq > kScoresByCellsFrom) {
+      ConvertKeysByQuads(t.k + c0 * t.k_stride, t.k_stride, left, d, kt);
+      for (int g = 0; 4 * g < nq; ++g) {
+        ScoreGroupByCells(qg + 4 * g * d, d, kt, s + 4 * g * nc16 + c0, nc16,
+                          std::min(4, nq - 4 * g));
+      }
+    } else {
+      ConvertKeys(t.k + c0 * t.k_stride, t.k_stride, left, d, kt);
+      for (int g = 0; 4 * g < nq; ++g) {
+        ScoreGroup(qg + 4 * g * d, d, kt, s + 4 * g * nc16 + c0, nc16, std::min(4, nq - 4 * g));
+      }
+    }
   }
 }
 
-void PrepareQueries(const AttentionRows& t, float* qr) {
+// The query rows rounded to f16, in groups of 4 interleaved by 4 elements: qg[4d · g + 16j + 4i +
+// e] = row 4g + i, element 4j + e (0 for rows past the call's).
+void PrepareQueries(const AttentionRows& t, float* qg) {
   const int nq = t.tokens * t.heads;
-  for (int i = 0; i < nq; ++i) {
-    const float* src = t.query(i);
-    for (int64_t j = 0; j < t.d; j += 16)
-      _mm512_storeu_ps(qr + i * t.d + j, RoundF16(_mm512_loadu_ps(src + j)));
+  const int64_t d = t.d;
+  for (int g = 0; 4 * g < nq; ++g) {
+    for (int64_t b = 0; b < d; b += 16) {
+      __m512 r[4];
+      for (int i = 0; i < 4; ++i) {
+        r[i] = 4 * g + i < nq ? RoundF16(_mm512_loadu_ps(t.query(4 * g + i) + b))
+                              : _mm512_setzero_ps();
+      }
+      TransposeBlocks4(r);  // r[j] block i: row i's elements b + 4j .. b + 4j + 3
+      for (int j = 0; j < 4; ++j) _mm512_storeu_ps(qg + 4 * g * d + 4 * (b + 4 * j), r[j]);
+    }
   }
 }
 
@@ -2215,9 +2293,9 @@ void AttentionF16(const AttentionRows& t) {
   const int64_t d = t.d;
   const int nq = t.tokens * t.heads;
   const int64_t nc16 = (t.nc + 15) / 16 * 16;
-  float* qr = t.scratch;      // nq × d: the query rows rounded to f16
-  float* s = qr + nq * d;     // nq × nc16: scores, then weights
-  float* kt = s + nq * nc16;  // d × 16: 16 key rows in f32, transposed
+  float* qr = t.scratch;                 // the query groups (PrepareQueries)
+  float* s = qr + (nq + 3) / 4 * 4 * d;  // nq × nc16: scores, then weights
+  float* kt = s + nq * nc16;             // 16 × d: 16 key rows in f32
   PrepareQueries(t, qr);
   ScoresOf(t, qr, s, nc16, kt, 0, t.nc);
   for (int i = 0; i < nq; ++i) SoftmaxRow(t, i, s + i * nc16, nc16);
@@ -2235,7 +2313,7 @@ void AttentionF16Part(const AttentionRows& t, AttentionPart part, int64_t begin,
     case AttentionPart::kScores: {
       float* qr = t.scratch;
       PrepareQueries(t, qr);
-      ScoresOf(t, qr, s, nc16, qr + nq * t.d, begin, end);
+      ScoresOf(t, qr, s, nc16, qr + (nq + 3) / 4 * 4 * t.d, begin, end);
       break;
     }
     case AttentionPart::kSoftmax:

@@ -727,6 +727,42 @@ TEST(CpuKernels, AttentionF16MatchesReferenceWhateverTheSplit) {
           ASSERT_EQ(whole[i], parts_token[i]) << k->isa << " d=" << d << " i=" << i;
         }
       }
+      // The scores alone (kScores leaves row i's at shared[i · nc16 + c]), before the softmax
+      // rounds the weights to f16, which hides most last-bit differences: the same bits whatever
+      // rows the call has (a table may score few-row calls and larger ones through different
+      // code, as the AVX-512 one does).
+      if (k->attention_f16_part != nullptr) {
+        const size_t n_scores = static_cast<size_t>(kTokens * kHeads * kCells);
+        std::vector<float> unused(n_out);
+        auto scores = [&](int t0, int nt, int h0, int nh, std::vector<float>& all) {
+          std::fill(shared.begin(), shared.end(), std::numeric_limits<float>::quiet_NaN());
+          AttentionRows task = make(t0, nt, h0, nh, unused);
+          task.shared = shared.data();
+          k->attention_f16_part(task, AttentionPart::kScores, 0, kCells);
+          for (int r = 0; r < nt * nh; ++r) {
+            const int row = (t0 + r / nh) * kHeads + h0 + r % nh;
+            std::copy_n(shared.begin() + r * nc16, kCells, all.begin() + row * kCells);
+          }
+        };
+        std::vector<float> s_whole(n_scores, -1.0f), s_token(n_scores, -2.0f);
+        std::vector<float> s_row(n_scores, -3.0f), s_blocks(n_scores, -4.0f);
+        scores(0, kTokens, 0, kHeads, s_whole);
+        for (int t = 0; t < kTokens; ++t) {
+          scores(t, 1, 0, kHeads, s_token);
+          for (int h = 0; h < kHeads; ++h) scores(t, 1, h, 1, s_row);
+        }
+        scores(0, 2, 0, 2, s_blocks);
+        scores(0, 2, 2, 1, s_blocks);
+        scores(2, 1, 0, kHeads, s_blocks);
+        auto same = [](float a, float b) {
+          return (std::isnan(a) && std::isnan(b)) || std::memcmp(&a, &b, sizeof a) == 0;
+        };
+        for (size_t i = 0; i < n_scores; ++i) {
+          ASSERT_TRUE(same(s_whole[i], s_token[i])) << k->isa << " d=" << d << " score " << i;
+          ASSERT_TRUE(same(s_whole[i], s_row[i])) << k->isa << " d=" << d << " score " << i;
+          ASSERT_TRUE(same(s_whole[i], s_blocks[i])) << k->isa << " d=" << d << " score " << i;
+        }
+      }
       auto seen = [&](int t, int64_t c) { return visible[static_cast<size_t>(t * nc16 + c)] != 0; };
       double err = 0, norm = 0;
       for (int t = 0; t < kTokens; ++t) {
