@@ -388,11 +388,16 @@ void F16Gemm(int64_t k, const void* w, size_t /*ws*/, int nw, const void* packed
 // 1 thread, tokens/s with the packed path from 4 rows against the dot tiles only (2 rounds):
 // 125m f16 pp12 197/195 vs 226/233, pp16 236/235 vs 232/236, pp24 290/288 vs 238/240;
 // 1b f16 (threshold 16 against dot tiles only) pp12 23.7/23.6 vs 25.5/22.8, pp16 27.2/27.4 vs
-// 26.1/24.3, pp24 33.2/33.1 vs 24.5/25.7. The crossover is at about 16 rows.
+// 26.1/24.3, pp24 33.2/33.1 vs 24.5/25.7. The crossover was at about 16 rows. With the
+// whole-line conversion (eighteenth session) it moved down for matrices from DRAM: 1b f16, 1
+// thread, `dizuo bench -r 5`, 2 alternations, GEMM from 8 rows vs from 16: pp8 22.5-24.0 vs
+// 25.3-25.8, pp10 26.7-27.6 vs 24.8-25.1, pp12 29.3-29.9 vs 25.5-25.6, pp16 33.8-33.9 vs
+// 33.8-34.2; 125m f16 (its matrices in L3): pp10 196-199 vs 209-215, pp12 217-219 vs 224-229.
+// 12 takes the 1b gain and leaves 125m 3% slower at 12-15 rows.
 // GemmFns::group_bytes: the packed activation quads (4 KB per row at K = 1024) a work item
 // covers with one converted chunk; see the top of the file.
 constexpr size_t kF16GroupBytes = size_t{16} << 20;
-constexpr int kF16GemmMinRows = 16;
+constexpr int kF16GemmMinRows = 12;
 
 }  // namespace
 
