@@ -34,6 +34,7 @@
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/kernels_avx2_ops.h"
+#include "backends/cpu/kernels_avx512_ops.h"
 #include "core/quant_blocks.h"
 
 namespace dizuo::cpu {
@@ -42,6 +43,8 @@ namespace dizuo::cpu {
 void AddAvx512F16Kernels(Kernels* k);
 
 namespace {
+
+using avx512::TransposeBlocks;
 
 // How a generation row loop prefetches: kNear, K::kPrefetchStride apart kPrefetchBytes ahead into
 // L1 (T0); kFar, once per cache line kFarPrefetchBytes ahead into L2 (T1), the L1 left to the
@@ -2044,17 +2047,15 @@ inline __m512 LoadHalf16(const uint16_t* p) {
   return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// In place: v[j] 128-bit block b becomes v[b] block j (a 4 × 4 transpose of 128-bit blocks).
-inline void TransposeBlocks4(__m512 v[4]) {
-  const __m512 c0 = _mm512_shuffle_f32x4(v[0], v[1], 0x88);  // v0.b0 v0.b2 v1.b0 v1.b2
-  const __m512 c1 = _mm512_shuffle_f32x4(v[0], v[1], 0xDD);  // v0.b1 v0.b3 v1.b1 v1.b3
-  const __m512 c2 = _mm512_shuffle_f32x4(v[2], v[3], 0x88);
-  const __m512 c3 = _mm512_shuffle_f32x4(v[2], v[3], 0xDD);
-  v[0] = _mm512_shuffle_f32x4(c0, c2, 0x88);
-  v[1] = _mm512_shuffle_f32x4(c1, c3, 0x88);
-  v[2] = _mm512_shuffle_f32x4(c0, c2, 0xDD);
-  v[3] = _mm512_shuffle_f32x4(c1, c3, 0xDD);
+// Per 128-bit block, lanes [a0 + a1, a2 + a3, b0 + b1, b2 + b3]: the first adds of both score
+// orientations' (e0 + e1) + (e2 + e3).
+inline __m512 PairSums(__m512 a, __m512 b) {
+  return _mm512_add_ps(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0)),
+                       _mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1)));
 }
+
+// Floats of the query groups (PrepareQueries) of nq rows.
+inline int64_t QueryGroupFloats(int nq, int64_t d) { return (nq + 3) / 4 * 4 * d; }
 
 // The scores of query rows 4g .. 4g + n − 1 (n ≤ 4; qg: their group, PrepareQueries) against 16
 // converted key rows (kt[c · d + j]), to s[i · s_stride + c]. Lane 4i + e of cell c's accumulator
@@ -2071,17 +2072,11 @@ inline void ScoreGroup(const float* qg, int64_t d, const float* kt, float* s, si
   }
   // Per 128-bit lane (a row): t[p] = [2p: e0 + e1, e2 + e3, 2p + 1: e0 + e1, e2 + e3].
   __m512 t[8];
-  for (int p = 0; p < 8; ++p) {
-    t[p] = _mm512_add_ps(_mm512_shuffle_ps(acc[2 * p], acc[2 * p + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_ps(acc[2 * p], acc[2 * p + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-  }
+  for (int p = 0; p < 8; ++p) t[p] = PairSums(acc[2 * p], acc[2 * p + 1]);
   // u[q], per row: the scores of cells 4q .. 4q + 3; then row i's 16 in u[i].
   __m512 u[4];
-  for (int q = 0; q < 4; ++q) {
-    u[q] = _mm512_add_ps(_mm512_shuffle_ps(t[2 * q], t[2 * q + 1], _MM_SHUFFLE(2, 0, 2, 0)),
-                         _mm512_shuffle_ps(t[2 * q], t[2 * q + 1], _MM_SHUFFLE(3, 1, 3, 1)));
-  }
-  TransposeBlocks4(u);
+  for (int q = 0; q < 4; ++q) u[q] = PairSums(t[2 * q], t[2 * q + 1]);
+  TransposeBlocks(u[0], u[1], u[2], u[3]);
   for (int i = 0; i < n; ++i) _mm512_storeu_ps(s + i * s_stride, u[i]);
 }
 
@@ -2135,7 +2130,7 @@ inline void ConvertKeysByQuads(const uint16_t* base, size_t stride, int64_t left
       for (int64_t c = 0; c < 4; ++c) {
         r[c] = 4 * q + c < left ? LoadHalf16(base + (4 * q + c) * stride + b) : _mm512_setzero_ps();
       }
-      TransposeBlocks4(r);  // r[j] block c: cell 4q + c's elements b + 4j ..
+      TransposeBlocks(r[0], r[1], r[2], r[3]);  // r[j] block c: cell 4q + c's elements b + 4j ..
       for (int64_t j = 0; j < 4; ++j) _mm512_storeu_ps(kc + 64 * (b / 4 + j) + 16 * q, r[j]);
     }
   }
@@ -2162,18 +2157,14 @@ inline void ScoreGroupByCells(const float* qg, int64_t d, const float* kc, float
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
   for (int i = 0; i < n; ++i) {
     const __m512* a = acc[i];
-    const __m512 t0 = _mm512_add_ps(_mm512_shuffle_ps(a[0], a[1], _MM_SHUFFLE(2, 0, 2, 0)),
-                                    _mm512_shuffle_ps(a[0], a[1], _MM_SHUFFLE(3, 1, 3, 1)));
-    const __m512 t1 = _mm512_add_ps(_mm512_shuffle_ps(a[2], a[3], _MM_SHUFFLE(2, 0, 2, 0)),
-                                    _mm512_shuffle_ps(a[2], a[3], _MM_SHUFFLE(3, 1, 3, 1)));
-    const __m512 u = _mm512_add_ps(_mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(2, 0, 2, 0)),
-                                   _mm512_shuffle_ps(t0, t1, _MM_SHUFFLE(3, 1, 3, 1)));
+    const __m512 u = PairSums(PairSums(a[0], a[1]), PairSums(a[2], a[3]));
     _mm512_storeu_ps(s + i * s_stride, _mm512_permutexvar_ps(order, u));
   }
 }
 
-// Calls with more query rows than this use ScoreGroupByCells (see the top of this section).
-constexpr int kScoresByCellsFrom = 4;
+// Calls of up to this many query rows use ScoreGroup, larger ones ScoreGroupByCells (see the top
+// of this section).
+constexpr int kScoreGroupMaxRows = 4;
 
 // The scores of every row for the cells [c_begin, c_end) (c_begin a multiple of 16), from the
 // query groups qg (PrepareQueries); kt: 16 · d floats.
@@ -2183,7 +2174,7 @@ void ScoresOf(const AttentionRows& t, const float* qg, float* s, int64_t nc16, f
   const int nq = t.tokens * t.heads;
   for (int64_t c0 = c_begin; c0 < c_end; c0 += 16) {
     const int64_t left = std::min<int64_t>(16, t.nc - c0);
-    if (nq > kScoresByCellsFrom) {
+    if (nq > kScoreGroupMaxRows) {
       ConvertKeysByQuads(t.k + c0 * t.k_stride, t.k_stride, left, d, kt);
       for (int g = 0; 4 * g < nq; ++g) {
         ScoreGroupByCells(qg + 4 * g * d, d, kt, s + 4 * g * nc16 + c0, nc16,
@@ -2210,7 +2201,7 @@ void PrepareQueries(const AttentionRows& t, float* qg) {
         r[i] = 4 * g + i < nq ? RoundF16(_mm512_loadu_ps(t.query(4 * g + i) + b))
                               : _mm512_setzero_ps();
       }
-      TransposeBlocks4(r);  // r[j] block i: row i's elements b + 4j .. b + 4j + 3
+      TransposeBlocks(r[0], r[1], r[2], r[3]);  // r[j] block i: row i's elements b + 4j ..
       for (int j = 0; j < 4; ++j) _mm512_storeu_ps(qg + 4 * g * d + 4 * (b + 4 * j), r[j]);
     }
   }
@@ -2293,9 +2284,9 @@ void AttentionF16(const AttentionRows& t) {
   const int64_t d = t.d;
   const int nq = t.tokens * t.heads;
   const int64_t nc16 = (t.nc + 15) / 16 * 16;
-  float* qr = t.scratch;                 // the query groups (PrepareQueries)
-  float* s = qr + (nq + 3) / 4 * 4 * d;  // nq × nc16: scores, then weights
-  float* kt = s + nq * nc16;             // 16 × d: 16 key rows in f32
+  float* qr = t.scratch;                    // the query groups (PrepareQueries)
+  float* s = qr + QueryGroupFloats(nq, d);  // nq × nc16: scores, then weights
+  float* kt = s + nq * nc16;                // 16 × d: 16 key rows in f32
   PrepareQueries(t, qr);
   ScoresOf(t, qr, s, nc16, kt, 0, t.nc);
   for (int i = 0; i < nq; ++i) SoftmaxRow(t, i, s + i * nc16, nc16);
@@ -2313,7 +2304,7 @@ void AttentionF16Part(const AttentionRows& t, AttentionPart part, int64_t begin,
     case AttentionPart::kScores: {
       float* qr = t.scratch;
       PrepareQueries(t, qr);
-      ScoresOf(t, qr, s, nc16, qr + (nq + 3) / 4 * 4 * t.d, begin, end);
+      ScoresOf(t, qr, s, nc16, qr + QueryGroupFloats(nq, t.d), begin, end);
       break;
     }
     case AttentionPart::kSoftmax:

@@ -74,9 +74,12 @@
 
 #include "backends/cpu/cpu_features.h"
 #include "backends/cpu/kernels.h"
+#include "backends/cpu/kernels_avx512_ops.h"
 
 namespace dizuo::cpu {
 namespace {
+
+using avx512::TransposeBlocks;
 
 // 16 halves from p (only the first n < 16 when masked; the rest read as +0).
 inline __m512 LoadHalves(const uint16_t* p) {
@@ -199,18 +202,6 @@ void DotF16(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t a
 // element of each of its activation rows per step, so every row is one sequential stream.
 size_t F16PackBytes(int64_t k) { return static_cast<size_t>(4 * k) * sizeof(float); }
 
-// In place: v[j] block b becomes v[b] block j (a 4 × 4 transpose of 128-bit blocks).
-inline void TransposeBlocks(__m512& v0, __m512& v1, __m512& v2, __m512& v3) {
-  const __m512 c0 = _mm512_shuffle_f32x4(v0, v1, 0x88);  // v0.b0 v0.b2 v1.b0 v1.b2
-  const __m512 c1 = _mm512_shuffle_f32x4(v0, v1, 0xDD);  // v0.b1 v0.b3 v1.b1 v1.b3
-  const __m512 c2 = _mm512_shuffle_f32x4(v2, v3, 0x88);
-  const __m512 c3 = _mm512_shuffle_f32x4(v2, v3, 0xDD);
-  v0 = _mm512_shuffle_f32x4(c0, c2, 0x88);
-  v1 = _mm512_shuffle_f32x4(c1, c3, 0x88);
-  v2 = _mm512_shuffle_f32x4(c0, c2, 0xDD);
-  v3 = _mm512_shuffle_f32x4(c1, c3, 0xDD);
-}
-
 // r0..r3 (16 elements of 4 rows), in place: block b of r_e becomes rows 0..3 of element 4b + e.
 inline void InterleaveInBlocks(__m512& r0, __m512& r1, __m512& r2, __m512& r3) {
   const __m512 a0 = _mm512_unpacklo_ps(r0, r1), a1 = _mm512_unpackhi_ps(r0, r1);
@@ -275,11 +266,10 @@ inline void Transpose16(__m512 v[16]) {
   for (int i = 0; i < 16; ++i) v[i] = a[i];
 }
 
-// Elements i .. i + t - 1 (t ≤ 16) of the 16 rows of row group g (rows[r], zeros past the
-// chunk's rows), transposed into the panel: d[kF16GemmRows · (i + j) + 16 · g + r], j < t.
-inline void PackBlock(const __m512* rows, int t, int64_t i, int g, float* d) {
-  __m512 v[16];
-  for (int r = 0; r < 16; ++r) v[r] = rows[r];
+// Elements i .. i + t - 1 (t ≤ 16) of the 16 rows of row group g (v[r], zeros past the chunk's
+// rows; v is overwritten), transposed into the panel: d[kF16GemmRows · (i + j) + 16 · g + r], j <
+// t.
+inline void PackBlock(__m512 v[16], int t, int64_t i, int g, float* d) {
   Transpose16(v);
   for (int j = 0; j < t; ++j) _mm512_storeu_ps(d + kF16GemmRows * (i + j) + 16 * g, v[j]);
 }
