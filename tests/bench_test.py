@@ -213,6 +213,8 @@ def test_compare_llamacpp_on_stories(tmp_path):
     data = json.loads(out.read_text())
     table = data["table"]
     assert [(e["test"], e["threads"]) for e in table] == [("pp8", 1), ("tg4", 1)]
+    # The engine that goes first flips every round.
+    assert [rd["first"] for rd in data["raw"][0]["rounds"]] == ["dizuo", "llama.cpp"]
     for e in table:
         assert len(e["dizuo_round_ts"]) == len(e["llamacpp_round_ts"]) == 2
         ratios = [a / b for a, b in zip(e["dizuo_round_ts"], e["llamacpp_round_ts"])]
@@ -268,6 +270,7 @@ def test_ab_dizuo_alternates_and_reports_median_ratios(tiny_q4_0, tmp_path):
     assert data["b"][-1] == "--no-repack"
     rounds = data["runs"][0]["rounds"]
     assert len(rounds) == 2
+    assert [x["first"] for x in rounds] == ["a", "b"]  # the order flips every round
     for test in ("pp8", "tg2"):
         ratios = [x["a"][test] / x["b"][test] for x in rounds]
         assert f"| {statistics.median(ratios):.2f}× | {min(ratios):.2f}-{max(ratios):.2f} |" in \
