@@ -199,7 +199,7 @@ DType ActivationType(DType weight);
 // For every weight type that has a dot tile and no layout of its own in `k`, a RepackFns that
 // copies the weight as it is (the file's layout, named "<type> copy") and runs the type's own
 // kernels. On the benchmark VM, generation reads such copies of 1B models 1.1-1.3× faster than the
-// file's pages (docs/BENCHMARKS.md, seventh session).
+// file's pages (docs/benchmarks/HISTORY.md, seventh session).
 // Call it last: the entries take the table's dot, gemv and gemm as they are then.
 void AddFileLayoutCopies(Kernels* k);
 
