@@ -7,6 +7,7 @@ The binary comes from $DIZUO_BIN (CTest passes the built one); shared data from 
 import json
 import os
 import pathlib
+import re
 import statistics
 import subprocess
 
@@ -57,6 +58,25 @@ def test_json_has_one_result_per_test(json_run):
     assert (pp["n_prompt"], pp["n_gen"]) == (16, 0)
     assert (tg["n_prompt"], tg["n_gen"]) == (0, 4)
     assert json_run["cores"] >= 1 and json_run["cpu"]
+
+
+def test_records_the_build_commit(json_run):
+    """--version, the JSON (top level and per result, llama-bench's build_commit) and the markdown
+    name the commit the binary was built from."""
+    m = re.fullmatch(r"dizuo (\d+\.\d+\.\d+) \(([0-9a-f]{12}(-dirty)?|unknown)\)",
+                     ok("--version").stdout.strip())
+    assert m, ok("--version").stdout
+    commit = m[2]
+    assert json_run["build_commit"] == commit and json_run["version"] == m[1]
+    assert all(r["build_commit"] == commit for r in json_run["results"])
+    assert f"\nbuild: {commit}\n" in ok("bench", *FAST, "-t", "1").stdout
+    git = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--is-inside-work-tree"],
+                         capture_output=True, text=True)
+    if git.returncode == 0:  # built from this checkout: the commit is one of its own
+        assert commit != "unknown"
+        found = subprocess.run(["git", "-C", str(ROOT), "cat-file", "-e",
+                                commit.removesuffix("-dirty") + "^{commit}"])
+        assert found.returncode == 0, f"{commit} is not a commit of {ROOT}"
 
 
 def test_json_describes_the_model(json_run):

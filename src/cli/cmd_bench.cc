@@ -18,6 +18,7 @@
 #include "bench/process_memory.h"
 #include "cli/commands.h"
 #include "cli/engine_options.h"
+#include "core/build_info.h"
 #include "core/error.h"
 
 namespace dizuo::cli {
@@ -192,6 +193,7 @@ void PrintMarkdown(const std::vector<EngineRun>& runs, const std::vector<Bandwid
                  bench::HumanBytes(run.rss_before_load), bench::HumanBytes(run.peak_rss),
                  run.peak_is_per_run ? "" : " (process)", bench::HumanBytes(run.rss_budget()));
     }
+    fmt::print("\nbuild: {}\n", BuildCommit());  // as llama-bench ends its table
   }
   if (!bw.empty()) {
     if (!runs.empty()) fmt::print("\n");
@@ -219,6 +221,7 @@ nlohmann::json ToJson(const std::vector<EngineRun>& runs, const std::vector<Band
       nlohmann::json samples_ns = nlohmann::json::array();
       for (double sec : t.seconds) samples_ns.push_back(static_cast<int64_t>(sec * 1e9));
       results.push_back({
+          {"build_commit", BuildCommit()},
           {"model", s.Label()},
           {"model_filename", s.path},
           {"arch", s.arch},
@@ -260,10 +263,9 @@ nlohmann::json ToJson(const std::vector<EngineRun>& runs, const std::vector<Band
   for (const BandwidthResult& b : bw) {
     bandwidth.push_back({{"threads", b.threads}, {"bytes_per_second", b.bytes_per_second}});
   }
-  return {{"cpu", CpuModelName()},
-          {"cores", std::thread::hardware_concurrency()},
-          {"bandwidth", bandwidth},
-          {"results", results}};
+  return {{"build_commit", BuildCommit()}, {"version", BuildVersion()},
+          {"cpu", CpuModelName()},         {"cores", std::thread::hardware_concurrency()},
+          {"bandwidth", bandwidth},        {"results", results}};
 }
 
 std::string CsvField(const std::string& s) {

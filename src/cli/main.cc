@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli/commands.h"
+#include "core/build_info.h"
 #include "core/error.h"
 
 int main(int argc, char** argv) {
@@ -14,7 +15,8 @@ int main(int argc, char** argv) {
       "dizuo (底座): an open compute base for generative AI that runs GGUF models on any chip.",
       "dizuo"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "dizuo 0.1.0");
+  app.set_version_flag("--version",
+                       fmt::format("dizuo {} ({})", dizuo::BuildVersion(), dizuo::BuildCommit()));
   app.footer("Run 'dizuo SUBCOMMAND --help' for the options of a subcommand.");
 
   std::map<const CLI::App*, dizuo::cli::Command> commands;
