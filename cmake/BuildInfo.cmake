@@ -5,10 +5,19 @@
 find_package(Git QUIET)
 set(commit "unknown")
 if(GIT_EXECUTABLE)
+  # Only SRC's own checkout counts: a source tarball unpacked inside another repository must not
+  # take that repository's commit.
+  execute_process(COMMAND ${GIT_EXECUTABLE} -C ${SRC} rev-parse --show-toplevel
+                  OUTPUT_VARIABLE top RESULT_VARIABLE top_rc ERROR_QUIET
+                  OUTPUT_STRIP_TRAILING_WHITESPACE)
   execute_process(COMMAND ${GIT_EXECUTABLE} -C ${SRC} rev-parse --short=12 HEAD
                   OUTPUT_VARIABLE head RESULT_VARIABLE rc ERROR_QUIET
                   OUTPUT_STRIP_TRAILING_WHITESPACE)
-  if(rc EQUAL 0 AND NOT head STREQUAL "")
+  file(REAL_PATH "${SRC}" src_real)
+  if(top_rc EQUAL 0 AND NOT top STREQUAL "")
+    file(REAL_PATH "${top}" top)
+  endif()
+  if(rc EQUAL 0 AND NOT head STREQUAL "" AND top STREQUAL src_real)
     set(commit "${head}")
     execute_process(COMMAND ${GIT_EXECUTABLE} -C ${SRC} status --porcelain --untracked-files=no
                     OUTPUT_VARIABLE changes RESULT_VARIABLE rc ERROR_QUIET
