@@ -302,6 +302,21 @@ def test_ab_dizuo_alternates_and_reports_median_ratios(tiny_q4_0, tmp_path):
                          timeout=300)
     assert two.returncode == 0, two.stderr
     assert json.loads(out.read_text())["b"] == [BIN]
+    # The runs themselves go A B, then B A: each side's binary is a wrapper that logs its bench runs.
+    log = tmp_path / "order.log"
+    wrappers = []
+    for side in ("A", "B"):
+        w = tmp_path / f"dizuo-{side}"
+        w.write_text(f'#!/bin/sh\n[ "$1" = bench ] && echo {side} >> "{log}"\nexec "{BIN}" "$@"\n')
+        w.chmod(0o755)
+        wrappers.append(str(w))
+    ordered = subprocess.run([str(ROOT / "bench" / "ab-dizuo"), "--dizuo", wrappers[0],
+                              "--dizuo-b", wrappers[1], "-m", str(tiny_q4_0), "-t", "1", "-p", "0",
+                              "-n", "2", "--rounds", "2", "-r", "1", "--json", str(out)],
+                             capture_output=True, text=True, timeout=300)
+    assert ordered.returncode == 0, ordered.stderr
+    assert log.read_text().split() == ["A", "B", "B", "A"]
+    assert [x["first"] for x in json.loads(out.read_text())["runs"][0]["rounds"]] == ["a", "b"]
     bad = subprocess.run([str(ROOT / "bench" / "ab-dizuo"), "--dizuo", BIN, "-m",
                           str(tmp_path / "missing.gguf")], capture_output=True, text=True)
     assert bad.returncode != 0 and "missing.gguf: no such model file" in bad.stderr
