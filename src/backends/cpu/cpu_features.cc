@@ -3,6 +3,10 @@
 #if defined(__x86_64__) || defined(__i386__)
 #include <cpuid.h>
 #endif
+#if defined(__aarch64__) && defined(__linux__)
+#include <asm/hwcap.h>
+#include <sys/auxv.h>
+#endif
 
 #include <fstream>
 #include <string>
@@ -38,6 +42,9 @@ CpuFeatures Detect() {
     const unsigned family = base == 0xf ? base + ((eax >> 20) & 0xff) : base;
     f.avx512_on_256bit_units = family == 0x19;  // Zen 4 (Zen 3, also 0x19, has no AVX-512)
   }
+#endif
+#if defined(__aarch64__) && defined(__linux__)
+  f.neon_dotprod = (getauxval(AT_HWCAP) & HWCAP_ASIMDDP) != 0;
 #endif
   f.model = ReadModelName();
   return f;

@@ -12,7 +12,8 @@ struct CpuFeatures {
   // 512-bit instructions run as two halves on 256-bit units (AMD Zen 4, family 0x19); kernels
   // tuned on full-width AVX-512 cores may lose to AVX2 ones there (kernels_avx512.cc).
   bool avx512_on_256bit_units = false;
-  std::string model;  // e.g. "AMD EPYC 9B45", or "unknown CPU"
+  bool neon_dotprod = false;  // AArch64 SDOT/UDOT (HWCAP_ASIMDDP)
+  std::string model;          // e.g. "AMD EPYC 9B45", or "unknown CPU"
 };
 
 const CpuFeatures& HostCpu();

@@ -1,9 +1,9 @@
 // The CPU backend's kernel table: one entry per (weight type) dot product and per vector primitive,
 // filled by an ISA-specific file (kernels_generic.cc, kernels_avx2.cc, ...) and chosen at run time.
 //
-// A new ISA (ARM NEON, ...) adds a file kernels_<isa>.cc that starts from the table below it
-// (generic, or AVX2 for AVX-512) and overrides the entries it accelerates; KernelsNamed() knows
-// which tables the host can run, and SelectKernels() picks the best one.
+// Each ISA has a file kernels_<isa>.cc that starts from the table below it (generic for AVX2 and
+// NEON, AVX2 for AVX-512) and overrides the entries it accelerates; KernelsNamed() knows which
+// tables the host can run, and SelectKernels() picks the best one. A new ISA adds one more file.
 #pragma once
 
 #include <cstddef>
@@ -207,14 +207,17 @@ const Kernels& GenericKernels();
 #if defined(__x86_64__)
 const Kernels& Avx2Kernels();
 const Kernels& Avx512Kernels();  // AVX-512 F/BW/VL + VNNI
+#elif defined(__aarch64__)
+const Kernels& NeonKernels();         // Advanced SIMD of the base ARMv8-A (kernels_neon.cc)
+const Kernels& NeonDotprodKernels();  // the same with SDOT (ARMv8.2-A dotprod)
 #endif
-// The table named `isa` ("generic", "avx2", "avx512") if this build has it and the host can run
-// it; nullptr otherwise.
+// The table named `isa` ("generic", "avx2", "avx512", "neon", "neon-dotprod") if this build has
+// it and the host can run it; nullptr otherwise.
 const Kernels* KernelsNamed(std::string_view isa);
 // Every table the host can run, slowest first (for tests and benchmarks).
 std::vector<const Kernels*> AvailableKernels();
-// The best table for the host CPU, or the one named by $DIZUO_CPU_ISA (generic|avx2|avx512), which
-// tests use to run every path; an unknown or unavailable name throws dizuo::Error.
+// The best table for the host CPU, or the one named by $DIZUO_CPU_ISA (a name KernelsNamed
+// takes), which tests use to run every path; an unknown or unavailable name throws dizuo::Error.
 const Kernels& SelectKernels();
 
 }  // namespace dizuo::cpu

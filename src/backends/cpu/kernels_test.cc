@@ -42,6 +42,9 @@ TEST(CpuKernels, EveryTableTheHostCanRunIsTested) {
 #if defined(__x86_64__)
   EXPECT_EQ(HostCpu().avx2, KernelsNamed("avx2") != nullptr);
   EXPECT_EQ(HostCpu().avx2 && HostCpu().avx512_vnni, KernelsNamed("avx512") != nullptr);
+#elif defined(__aarch64__)
+  EXPECT_NE(KernelsNamed("neon"), nullptr);
+  EXPECT_EQ(HostCpu().neon_dotprod, KernelsNamed("neon-dotprod") != nullptr);
 #endif
   if (std::getenv("DIZUO_CPU_ISA") == nullptr) {
     EXPECT_EQ(&SelectKernels(), Tables().back()) << "the default is the fastest table";
