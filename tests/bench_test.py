@@ -235,6 +235,11 @@ def test_compare_llamacpp_on_stories(tmp_path):
     assert [(e["test"], e["threads"]) for e in table] == [("pp8", 1), ("tg4", 1)]
     # The engine that goes first flips every round.
     assert [rd["first"] for rd in data["raw"][0]["rounds"]] == ["dizuo", "llama.cpp"]
+    # The file is read into the page cache right before each engine's run, in the run order.
+    for rd in data["raw"][0]["rounds"]:
+        order = ["dizuo", "llama.cpp"] if rd["first"] == "dizuo" else ["llama.cpp", "dizuo"]
+        assert list(rd["page_cache_read_s"]) == order
+        assert all(s >= 0 for s in rd["page_cache_read_s"].values())
     for e in table:
         assert len(e["dizuo_round_ts"]) == len(e["llamacpp_round_ts"]) == 2
         ratios = [a / b for a, b in zip(e["dizuo_round_ts"], e["llamacpp_round_ts"])]
