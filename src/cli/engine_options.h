@@ -32,8 +32,9 @@ struct ModelFlags {
 
 inline constexpr const char* kNoRepackHelp =
     "Read weights where they are in the mapped file: the backend makes no copies of them at load "
-    "(the cpu backend repacks q4_0, q8_0, q4_K and q6_K on AVX-512 CPUs, and q5_0 too on AVX2 "
-    "CPUs, and copies the other types as they are); for comparisons";
+    "(the cpu backend repacks q4_0, q5_0, q8_0, q4_K and q6_K into layouts of its own on AVX2 and "
+    "AVX-512 CPUs, and copies the other types, and every type on ARM, as they are); for "
+    "comparisons";
 
 // For run and chat: waits until the backend's copies of the weights are complete
 // (Engine::WaitForRepackedWeights), so the same command gives the same text: every token is
