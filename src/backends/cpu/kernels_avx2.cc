@@ -241,36 +241,13 @@ void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
   }
 }
 
-template <typename K, int NW>
-void TileRows(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, int na,
-              float* out, size_t os) {
-  switch (na) {
-    case 1:
-      return TileFixed<K, NW, 1>(k, w, ws, a, as, out, os);
-    case 2:
-      return TileFixed<K, NW, 2>(k, w, ws, a, as, out, os);
-    case 3:
-      return TileFixed<K, NW, 3>(k, w, ws, a, as, out, os);
-    default:
-      return TileFixed<K, NW, 4>(k, w, ws, a, as, out, os);
-  }
-}
-
 template <typename K>
 void Tile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as, int na, float* out,
           size_t os) {
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* ab = static_cast<const uint8_t*>(a);
-  switch (nw) {
-    case 1:
-      return TileRows<K, 1>(k, wb, ws, ab, as, na, out, os);
-    case 2:
-      return TileRows<K, 2>(k, wb, ws, ab, as, na, out, os);
-    case 3:
-      return TileRows<K, 3>(k, wb, ws, ab, as, na, out, os);
-    default:
-      return TileRows<K, 4>(k, wb, ws, ab, as, na, out, os);
-  }
+  WithTileShape(nw, na,
+                [&]<int NW, int NA>() { TileFixed<K, NW, NA>(k, wb, ws, ab, as, out, os); });
 }
 
 // Generation on q8_0 weights in the file's layout (rows the q8_0x8 layout does not take, e.g.

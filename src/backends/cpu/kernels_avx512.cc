@@ -35,6 +35,7 @@
 #include "backends/cpu/kernels.h"
 #include "backends/cpu/kernels_avx2_ops.h"
 #include "backends/cpu/kernels_avx512_ops.h"
+#include "backends/cpu/kernels_common.h"
 #include "core/quant_blocks.h"
 
 namespace dizuo::cpu {
@@ -1308,36 +1309,13 @@ void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
   }
 }
 
-template <typename K, int NW>
-void TileRows(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, int na,
-              float* out, size_t os) {
-  switch (na) {
-    case 1:
-      return TileFixed<K, NW, 1>(k, w, ws, a, as, out, os);
-    case 2:
-      return TileFixed<K, NW, 2>(k, w, ws, a, as, out, os);
-    case 3:
-      return TileFixed<K, NW, 3>(k, w, ws, a, as, out, os);
-    default:
-      return TileFixed<K, NW, 4>(k, w, ws, a, as, out, os);
-  }
-}
-
 template <typename K>
 void Tile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as, int na, float* out,
           size_t os) {
   const auto* wb = static_cast<const uint8_t*>(w);
   const auto* ab = static_cast<const uint8_t*>(a);
-  switch (nw) {
-    case 1:
-      return TileRows<K, 1>(k, wb, ws, ab, as, na, out, os);
-    case 2:
-      return TileRows<K, 2>(k, wb, ws, ab, as, na, out, os);
-    case 3:
-      return TileRows<K, 3>(k, wb, ws, ab, as, na, out, os);
-    default:
-      return TileRows<K, 4>(k, wb, ws, ab, as, na, out, os);
-  }
+  WithTileShape(nw, na,
+                [&]<int NW, int NA>() { TileFixed<K, NW, NA>(k, wb, ws, ab, as, out, os); });
 }
 
 // Rows r < n of w, each read front to back against the prepared activation steps `act`, with
