@@ -1,8 +1,12 @@
 // Block-format helpers shared by the ISA kernel files (header-only, no ISA-specific code).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <cstring>
+
+#include "core/dtype.h"
+#include "core/quant.h"
 
 namespace dizuo::cpu {
 
@@ -40,6 +44,29 @@ inline void WithTileShape(int nw, int na, F&& f) {
       return rows.template operator()<3>();
     default:
       return rows.template operator()<4>();
+  }
+}
+
+// Kernels::weighted_rows from a table's own axpy_f16 / axpy_f32 (passed as template arguments so
+// they inline): for each cell c in order and each row r < nr, acc[r·d ..] += w · V[c] with
+// w = s[r·s_stride + c] · scale[r], rounded to f16 when round_f16 — exactly that sequence of axpy
+// calls.
+template <auto kAxpyF16, auto kAxpyF32>
+void WeightedRowsWith(int64_t d, int64_t n, const float* s, size_t s_stride, const float* scale,
+                      int nr, bool round_f16, DType v_type, const void* v, size_t v_stride,
+                      float* acc) {
+  const auto* bytes = static_cast<const uint8_t*>(v);
+  for (int64_t c = 0; c < n; ++c) {
+    const uint8_t* row = bytes + c * v_stride;
+    for (int r = 0; r < nr; ++r) {
+      float w = s[static_cast<size_t>(r) * s_stride + static_cast<size_t>(c)] * scale[r];
+      if (round_f16) w = F16ToF32(F32ToF16(w));
+      if (v_type == DType::F16) {
+        kAxpyF16(w, reinterpret_cast<const uint16_t*>(row), acc + r * d, d);
+      } else {
+        kAxpyF32(w, reinterpret_cast<const float*>(row), acc + r * d, d);
+      }
+    }
   }
 }
 

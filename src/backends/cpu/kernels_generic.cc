@@ -240,23 +240,6 @@ void F32ToF16Row(const float* x, uint16_t* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = F32ToF16(x[i]);
 }
 
-void WeightedRows(int64_t d, int64_t n, const float* s, size_t s_stride, const float* scale, int nr,
-                  bool round_f16, DType v_type, const void* v, size_t v_stride, float* acc) {
-  const auto* bytes = static_cast<const uint8_t*>(v);
-  for (int64_t c = 0; c < n; ++c) {
-    const uint8_t* row = bytes + c * v_stride;
-    for (int r = 0; r < nr; ++r) {
-      float w = s[static_cast<size_t>(r) * s_stride + static_cast<size_t>(c)] * scale[r];
-      if (round_f16) w = F16ToF32(F32ToF16(w));
-      if (v_type == DType::F16) {
-        AxpyF16(w, reinterpret_cast<const uint16_t*>(row), acc + r * d, d);
-      } else {
-        AxpyF32(w, reinterpret_cast<const float*>(row), acc + r * d, d);
-      }
-    }
-  }
-}
-
 float ExpSum(float* x, int64_t n, float max) {
   constexpr float kHidden = -std::numeric_limits<float>::infinity();
   double sum = 0.0;
@@ -313,7 +296,7 @@ Kernels MakeGeneric() {
   k.f32_to_f16 = F32ToF16Row;
   k.scale_f32 = ScaleF32;
   k.exp_sum = ExpSum;
-  k.weighted_rows = WeightedRows;
+  k.weighted_rows = WeightedRowsWith<AxpyF16, AxpyF32>;
   k.glu = Glu;
   return k;
 }

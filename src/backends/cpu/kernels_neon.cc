@@ -384,25 +384,6 @@ void ScaleF32(float alpha, float* y, int64_t n) {
   for (; i < n; ++i) y[i] *= alpha;
 }
 
-// As a sequence of AxpyF16 / AxpyF32 calls (one per row and cell, cells in order), with up to 4
-// rows' accumulators updated per pass over each V row.
-void WeightedRows(int64_t d, int64_t n, const float* s, size_t s_stride, const float* scale, int nr,
-                  bool round_f16, DType v_type, const void* v, size_t v_stride, float* acc) {
-  const auto* bytes = static_cast<const uint8_t*>(v);
-  for (int64_t c = 0; c < n; ++c) {
-    const uint8_t* row = bytes + c * v_stride;
-    for (int r = 0; r < nr; ++r) {
-      float w = s[static_cast<size_t>(r) * s_stride + static_cast<size_t>(c)] * scale[r];
-      if (round_f16) w = HalfToFloat(F32ToF16(w));
-      if (v_type == DType::F16) {
-        AxpyF16(w, reinterpret_cast<const uint16_t*>(row), acc + r * d, d);
-      } else {
-        AxpyF32(w, reinterpret_cast<const float*>(row), acc + r * d, d);
-      }
-    }
-  }
-}
-
 Kernels MakeNeon(const char* isa) {
   Kernels k = GenericKernels();
   k.isa = isa;
@@ -422,7 +403,7 @@ Kernels MakeNeon(const char* isa) {
   k.axpy_f16 = AxpyF16;
   k.f32_to_f16 = F32ToF16Row;
   k.scale_f32 = ScaleF32;
-  k.weighted_rows = WeightedRows;
+  k.weighted_rows = WeightedRowsWith<AxpyF16, AxpyF32>;
   AddFileLayoutCopies(&k);
   return k;
 }
