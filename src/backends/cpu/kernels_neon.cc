@@ -354,8 +354,9 @@ void Tile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as,
 // its own weighted_rows, which must match it bit for bit).
 void AxpyF32(float alpha, const float* x, float* y, int64_t n) {
   int64_t i = 0;
-  for (; i + 4 <= n; i += 4)
+  for (; i + 4 <= n; i += 4) {
     vst1q_f32(y + i, vfmaq_n_f32(vld1q_f32(y + i), vld1q_f32(x + i), alpha));
+  }
   for (; i < n; ++i) y[i] = std::fma(alpha, x[i], y[i]);
 }
 
