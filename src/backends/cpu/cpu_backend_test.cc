@@ -377,6 +377,7 @@ TEST_F(CpuVsReference, RmsNorm) {
   Check(harness::RmsNormSpec(64, 7, true, 1e-5f), kFloatNmse);
   Check(harness::RmsNormSpec(640, 5, true, 1e-6f), kFloatNmse);
   Check(harness::RmsNormSpec(256, 12, false, 1e-6f), kFloatNmse);  // Gemma QK-norm per head
+  Check(harness::RmsNormSpec(77, 3, true, 1e-5f), kFloatNmse);     // a tail past the 8 sums
 }
 
 TEST_F(CpuVsReference, Rope) {
