@@ -57,6 +57,15 @@ Tensor* Linear(Graph& g, Tensor* x, Tensor* w, Tensor* b) {
   return b ? g.Add(y, b) : y;
 }
 
+Projections ProjectKVQ(ForwardContext& ctx, Tensor* x, const LayerWeights& l, bool with_q) {
+  Graph& g = ctx.graph;
+  Projections p{g.MatMul(x, l.wk), g.MatMul(x, l.wv), with_q ? g.MatMul(x, l.wq) : nullptr};
+  if (l.bk != nullptr) p.k = g.Add(p.k, l.bk);
+  if (l.bv != nullptr) p.v = g.Add(p.v, l.bv);
+  if (with_q && l.bq != nullptr) p.q = g.Add(p.q, l.bq);
+  return p;
+}
+
 ForwardGraph Model::BuildForward(Graph& graph, KvCache& cache, int n_tokens, int n_outputs,
                                  int n_kv) const {
   DZ_ASSERT(n_tokens > 0 && n_outputs >= 0 && n_outputs <= n_tokens);

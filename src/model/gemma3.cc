@@ -26,15 +26,14 @@ void BuildGemma3(ForwardContext& ctx, ForwardGraph& out) {
     const RopeParams& rope = swa ? c.rope_swa : c.rope;
     Tensor* cur = g.RmsNorm(x, l.attn_norm, c.rms_eps);
 
-    Tensor* k = g.Reshape(g.MatMul(cur, l.wk), {c.head_dim_k, c.n_head_kv, t});
-    k = g.RmsNorm(k, l.k_norm, c.rms_eps);
+    const bool cache_only = last && ctx.n_outputs == 0;  // the last layer fills the cache only
+    auto [k, v, q] = ProjectKVQ(ctx, cur, l, !cache_only);
+    k = g.RmsNorm(g.Reshape(k, {c.head_dim_k, c.n_head_kv, t}), l.k_norm, c.rms_eps);
     k = g.Rope(k, ctx.in.positions, nullptr, rope);
-    Tensor* v = g.MatMul(cur, l.wv);
     auto [k_cells, v_cells] = StoreAndView(ctx, il, k, v);
-    if (last && ctx.n_outputs == 0) return;  // only the cache was wanted
+    if (cache_only) return;
 
-    Tensor* q = g.Reshape(g.MatMul(cur, l.wq), {c.head_dim_k, c.n_head, t});
-    q = g.RmsNorm(q, l.q_norm, c.rms_eps);
+    q = g.RmsNorm(g.Reshape(q, {c.head_dim_k, c.n_head, t}), l.q_norm, c.rms_eps);
     q = g.Rope(q, ctx.in.positions, nullptr, rope);
     q = g.Scale(q, c.query_scale);
     AttentionParams attn;

@@ -19,14 +19,15 @@ void BuildLlama(ForwardContext& ctx, ForwardGraph& out) {
     const bool last = il == c.n_layer - 1;
     Tensor* cur = g.RmsNorm(x, l.attn_norm, c.rms_eps);
 
-    Tensor* k = g.Reshape(Linear(g, cur, l.wk, l.bk), {c.head_dim_k, c.n_head_kv, t});
-    k = g.Rope(k, ctx.in.positions, ctx.weights.rope_freqs, c.rope);
-    Tensor* v = Linear(g, cur, l.wv, l.bv);
+    const bool cache_only = last && ctx.n_outputs == 0;  // the last layer fills the cache only
+    auto [k, v, q] = ProjectKVQ(ctx, cur, l, !cache_only);
+    k = g.Rope(g.Reshape(k, {c.head_dim_k, c.n_head_kv, t}), ctx.in.positions,
+               ctx.weights.rope_freqs, c.rope);
     auto [k_cells, v_cells] = StoreAndView(ctx, il, k, v);
-    if (last && ctx.n_outputs == 0) return;  // only the cache was wanted
+    if (cache_only) return;
 
-    Tensor* q = g.Reshape(Linear(g, cur, l.wq, l.bq), {c.head_dim_k, c.n_head, t});
-    q = g.Rope(q, ctx.in.positions, ctx.weights.rope_freqs, c.rope);
+    q = g.Rope(g.Reshape(q, {c.head_dim_k, c.n_head, t}), ctx.in.positions, ctx.weights.rope_freqs,
+               c.rope);
     AttentionParams attn;
     attn.scale = c.attention_scale;
     cur = g.Attention(q, k_cells, v_cells, ctx.in.token_info, ctx.in.cell_info, attn);
