@@ -264,6 +264,8 @@ BENCHMARK(BM_AttentionF16)
     ->ArgsProduct({{1, 4}, {64}, {64, 128, 1024, 4096}})
     ->Args({4, 256, 128})
     ->Args({4, 256, 2048})
+    ->Args({96, 64, 512})   // a prompt's work item: 32 tokens × a 125M llama's group of 3 heads
+    ->Args({128, 64, 512})  // llama 1b: 32 tokens × a group of 4 heads
     ->ArgNames({"rows", "d", "cells"})
     ->Unit(benchmark::kMicrosecond);
 
