@@ -371,6 +371,17 @@ TEST_F(CpuVsReference, ElementwiseOps) {
     Check(harness::GluSpec(2048, 3, act), kFloatNmse);
     Check(harness::GluSpec(2048, 3, act, /*in_place=*/true), kFloatNmse);
   }
+  // A generated token's rows, fewer than the threads: each row's elements are split instead
+  // (ops.h ForEachRowPart), at multiples of 16, with a part of 9 and a thread with none (40 × 3).
+  for (int64_t width : {2048, 40, 9}) {
+    Check(harness::BinarySpec(Op::kAdd, width, 1, false), 0.0);
+    Check(harness::BinarySpec(Op::kMul, width, 2, true), 0.0);
+    Check(harness::ScaleSpec(width, 1, 0.125f), 0.0);
+    for (Activation act : {Activation::kSilu, Activation::kGeluTanh}) {
+      Check(harness::GluSpec(width, 1, act), kFloatNmse);
+      Check(harness::GluSpec(width, 2, act, /*in_place=*/true), kFloatNmse);
+    }
+  }
 }
 
 TEST_F(CpuVsReference, RmsNorm) {
@@ -378,6 +389,8 @@ TEST_F(CpuVsReference, RmsNorm) {
   Check(harness::RmsNormSpec(640, 5, true, 1e-6f), kFloatNmse);
   Check(harness::RmsNormSpec(256, 12, false, 1e-6f), kFloatNmse);  // Gemma QK-norm per head
   Check(harness::RmsNormSpec(77, 3, true, 1e-5f), kFloatNmse);     // a tail past the 8 sums
+  Check(harness::RmsNormSpec(2048, 1, true, 1e-5f), kFloatNmse);   // generation: split elements
+  Check(harness::RmsNormSpec(40, 2, false, 1e-6f), kFloatNmse);
 }
 
 TEST_F(CpuVsReference, Rope) {
@@ -401,6 +414,9 @@ TEST_F(CpuVsReference, Rope) {
   RopeParams partial = normal;
   partial.n_rot = 32;
   Check(harness::RopeSpec(64, 4, 3, partial, false), kFloatNmse);  // partial rotary dims
+  // Generation: one token, whose table every thread computes for itself.
+  Check(harness::RopeSpec(64, 8, 1, scaled, true), kFloatNmse);
+  Check(harness::RopeSpec(64, 1, 1, yarn, false), kFloatNmse);
 }
 
 TEST_F(CpuVsReference, Attention) {
@@ -436,6 +452,7 @@ TEST_F(CpuVsReference, StoreKV) {
   for (DType cache : {DType::F16, DType::F32}) {
     Check(harness::StoreKVSpec(8, 4, 5, 16, cache), 0.0);
     Check(harness::StoreKVSpec(256, 1, 7, 64, cache), 0.0);
+    Check(harness::StoreKVSpec(64, 8, 1, 16, cache), 0.0);  // generation: heads split
   }
 }
 

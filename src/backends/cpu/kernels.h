@@ -180,7 +180,8 @@ struct Kernels {
   void (*weighted_rows)(int64_t d, int64_t n, const float* s, size_t s_stride, const float* scale,
                         int nr, bool round_f16, DType v_type, const void* v, size_t v_stride,
                         float* acc) = nullptr;
-  // out[i] = act(gate[i]) · up[i].
+  // out[i] = act(gate[i]) · up[i], each element the same whatever its place in [0, n): ops split a
+  // row into parts (ops.h ForEachRowPart).
   void (*glu)(Activation act, const float* gate, const float* up, float* out, int64_t n) = nullptr;
   // Optional: ATTENTION on f16 caches for a block of query rows (else ops_attention.cc's own loop).
   void (*attention_f16)(const AttentionRows& task) = nullptr;

@@ -509,6 +509,25 @@ TEST(CpuKernels, GluActivationsAreAccurate) {
   }
 }
 
+TEST(CpuKernels, GluGivesEachElementTheSameInAnyPart) {
+  // ForEachRowPart splits a generated token's row across threads at multiples of 16: every part
+  // (with or without a vector tail) must give what the whole row gives, bit for bit.
+  const std::vector<float> gate = RandomValues(1037, 5), up = RandomValues(1037, 6);
+  const auto n = static_cast<int64_t>(gate.size());
+  for (const Kernels* k : Tables()) {
+    for (Activation act : {Activation::kSilu, Activation::kGeluTanh}) {
+      std::vector<float> whole(gate.size()), parts(gate.size());
+      k->glu(act, gate.data(), up.data(), whole.data(), n);
+      const int64_t cuts[] = {0, 16, 528, 1024, n};
+      for (size_t c = 0; c + 1 < std::size(cuts); ++c) {
+        k->glu(act, gate.data() + cuts[c], up.data() + cuts[c], parts.data() + cuts[c],
+               cuts[c + 1] - cuts[c]);
+      }
+      EXPECT_EQ(parts, whole) << k->isa << (act == Activation::kSilu ? " silu" : " gelu_tanh");
+    }
+  }
+}
+
 TEST(CpuKernels, VectorPrimitivesMatchScalar) {
   const std::vector<float> a = RandomValues(259, 3), b = RandomValues(259, 4);
   std::vector<uint16_t> bh(b.size());

@@ -26,6 +26,27 @@ inline void SplitRange(int64_t n, int ith, int nth, int64_t* begin, int64_t* end
   *end = n * (ith + 1) / nth;
 }
 
+// Calls f(row, begin, end) on this thread's part of `rows` rows of `n` elements: whole rows
+// (SplitRange) when there are at least as many rows as threads, otherwise a range of every row's
+// elements, cut at multiples of 16 (64-byte lines), so that a generated token's single-row ops
+// (ADD, RMS_NORM, GLU, SCALE) keep every thread busy instead of one while the others wait at the
+// next barrier. For element-wise ops whose results do not depend on the split.
+template <typename F>
+inline void ForEachRowPart(int64_t rows, int64_t n, int ith, int nth, F&& f) {
+  int64_t begin, end;
+  if (rows >= nth) {
+    SplitRange(rows, ith, nth, &begin, &end);
+    for (int64_t r = begin; r < end; ++r) f(r, int64_t{0}, n);
+    return;
+  }
+  constexpr int64_t kLine = 16;
+  SplitRange((n + kLine - 1) / kLine, ith, nth, &begin, &end);
+  begin = std::min(n, begin * kLine);
+  end = std::min(n, end * kLine);
+  if (begin == end) return;
+  for (int64_t r = 0; r < rows; ++r) f(r, begin, end);
+}
+
 // A MATMUL weight that the backend copied into its kernel table's own layout at load
 // (kernels.h RepackFns): the copy's rows are `stride` bytes apart from `data`.
 struct RepackedWeight {

@@ -1,5 +1,6 @@
 // Row-wise ops: GET_ROWS, ADD / MUL, SCALE, RMS_NORM, GLU, STORE_KV. Each splits rows (or
-// tokens) into one contiguous range per thread.
+// tokens, or (token, head) pairs) into one contiguous range per thread; with fewer rows than
+// threads the element-wise ones split each row's elements instead (ops.h ForEachRowPart).
 #include <cmath>
 #include <cstring>
 
@@ -56,64 +57,58 @@ void Binary(const Node& node, const OpContext& ctx) {
   const Tensor& b = *node.src[1];
   const bool broadcast = b.rows() == 1;
   const bool mul = node.op == Op::kMul;
-  const int64_t n = a.ne[0];
-  int64_t begin, end;
-  SplitRange(a.rows(), ctx.ith, ctx.nth, &begin, &end);
-  for (int64_t r = begin; r < end; ++r) {
+  ForEachRowPart(a.rows(), a.ne[0], ctx.ith, ctx.nth, [&](int64_t r, int64_t i0, int64_t i1) {
     const auto* x = reinterpret_cast<const float*>(RowPtr(a, r));
     const auto* y = reinterpret_cast<const float*>(RowPtr(b, broadcast ? 0 : r));
     auto* o = reinterpret_cast<float*>(RowPtr(*node.out, r));
     if (mul) {
-      for (int64_t i = 0; i < n; ++i) o[i] = x[i] * y[i];
+      for (int64_t i = i0; i < i1; ++i) o[i] = x[i] * y[i];
     } else {
-      for (int64_t i = 0; i < n; ++i) o[i] = x[i] + y[i];
+      for (int64_t i = i0; i < i1; ++i) o[i] = x[i] + y[i];
     }
-  }
+  });
 }
 
 void Scale(const Node& node, const OpContext& ctx) {
   const Tensor& a = *node.src[0];
   const float s = node.params.scale;
-  int64_t begin, end;
-  SplitRange(a.rows(), ctx.ith, ctx.nth, &begin, &end);
-  for (int64_t r = begin; r < end; ++r) {
+  ForEachRowPart(a.rows(), a.ne[0], ctx.ith, ctx.nth, [&](int64_t r, int64_t i0, int64_t i1) {
     const auto* x = reinterpret_cast<const float*>(RowPtr(a, r));
     auto* o = reinterpret_cast<float*>(RowPtr(*node.out, r));
-    for (int64_t i = 0; i < a.ne[0]; ++i) o[i] = x[i] * s;
-  }
+    for (int64_t i = i0; i < i1; ++i) o[i] = x[i] * s;
+  });
 }
 
-// As ggml: the mean square accumulates in double; out = (x · 1/sqrt(mean + eps)) · weight.
+// As ggml: the mean square accumulates in double; out = (x · 1/sqrt(mean + eps)) · weight. With
+// fewer rows than threads every thread sums a whole row and writes its part of it.
 void RmsNorm(const Node& node, const OpContext& ctx) {
   const Tensor& x = *node.src[0];
   const Tensor* weight = node.src[1];
   const int64_t n = x.ne[0];
   const auto* w = weight ? static_cast<const float*>(weight->data) : nullptr;
-  int64_t begin, end;
-  SplitRange(x.rows(), ctx.ith, ctx.nth, &begin, &end);
-  for (int64_t r = begin; r < end; ++r) {
+  ForEachRowPart(x.rows(), n, ctx.ith, ctx.nth, [&](int64_t r, int64_t i0, int64_t i1) {
     const auto* in = reinterpret_cast<const float*>(RowPtr(x, r));
     auto* o = reinterpret_cast<float*>(RowPtr(*node.out, r));
     const float mean = static_cast<float>(SumOfSquares(in, n) / static_cast<double>(n));
     const float scale = 1.0f / std::sqrt(mean + node.params.eps);
     if (w) {
-      for (int64_t i = 0; i < n; ++i) o[i] = (in[i] * scale) * w[i];
+      for (int64_t i = i0; i < i1; ++i) o[i] = (in[i] * scale) * w[i];
     } else {
-      for (int64_t i = 0; i < n; ++i) o[i] = in[i] * scale;
+      for (int64_t i = i0; i < i1; ++i) o[i] = in[i] * scale;
     }
-  }
+  });
 }
 
+// The kernels compute each element with the same formula wherever it sits in the range
+// (kernels.h glu), so a row's parts give what the whole row would.
 void Glu(const Node& node, const OpContext& ctx) {
   const Tensor& gate = *node.src[0];
   const Tensor& up = *node.src[1];
-  int64_t begin, end;
-  SplitRange(gate.rows(), ctx.ith, ctx.nth, &begin, &end);
-  for (int64_t r = begin; r < end; ++r) {
-    ctx.kernels->glu(node.params.act, reinterpret_cast<const float*>(RowPtr(gate, r)),
-                     reinterpret_cast<const float*>(RowPtr(up, r)),
-                     reinterpret_cast<float*>(RowPtr(*node.out, r)), gate.ne[0]);
-  }
+  ForEachRowPart(gate.rows(), gate.ne[0], ctx.ith, ctx.nth, [&](int64_t r, int64_t i0, int64_t i1) {
+    ctx.kernels->glu(node.params.act, reinterpret_cast<const float*>(RowPtr(gate, r)) + i0,
+                     reinterpret_cast<const float*>(RowPtr(up, r)) + i0,
+                     reinterpret_cast<float*>(RowPtr(*node.out, r)) + i0, i1 - i0);
+  });
 }
 
 // rows[D·H, T] column t → cache cell cells[t] ([D, H] at cell stride nb[2]).
@@ -123,18 +118,17 @@ void StoreKV(const Node& node, const OpContext& ctx) {
   const auto* cells = static_cast<const int32_t*>(node.src[1]->data);
   const int64_t d = cache.ne[0];
   const int64_t h = cache.ne[1];
+  // (token, head) pairs split across threads: a generated token's heads are stored by all.
   int64_t begin, end;
-  SplitRange(node.src[1]->ne[0], ctx.ith, ctx.nth, &begin, &end);
-  for (int64_t t = begin; t < end; ++t) {
-    const auto* src = static_cast<const float*>(rows.data) + t * d * h;
-    char* cell = static_cast<char*>(cache.data) + cells[t] * cache.nb[2];
-    for (int64_t head = 0; head < h; ++head) {
-      char* dst = cell + head * cache.nb[1];
-      if (cache.type == DType::F16) {
-        ctx.kernels->f32_to_f16(src + head * d, reinterpret_cast<uint16_t*>(dst), d);
-      } else {
-        std::memcpy(dst, src + head * d, static_cast<size_t>(d) * sizeof(float));
-      }
+  SplitRange(node.src[1]->ne[0] * h, ctx.ith, ctx.nth, &begin, &end);
+  for (int64_t pair = begin; pair < end; ++pair) {
+    const int64_t t = pair / h, head = pair % h;
+    const float* src = static_cast<const float*>(rows.data) + (t * h + head) * d;
+    char* dst = static_cast<char*>(cache.data) + cells[t] * cache.nb[2] + head * cache.nb[1];
+    if (cache.type == DType::F16) {
+      ctx.kernels->f32_to_f16(src, reinterpret_cast<uint16_t*>(dst), d);
+    } else {
+      std::memcpy(dst, src, static_cast<size_t>(d) * sizeof(float));
     }
   }
 }

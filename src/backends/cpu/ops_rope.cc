@@ -1,5 +1,6 @@
-// ROPE (ggml's rope_ext): cos/sin are computed once per token into shared scratch, then every
-// (token, head) row is rotated, rows split across threads.
+// ROPE (ggml's rope_ext): cos/sin are computed once per token into shared scratch (for a single
+// token, by every thread into its own), then every (token, head) row is rotated, rows split across
+// threads.
 #include <algorithm>
 #include <cmath>
 #include <numbers>
@@ -20,10 +21,12 @@ float YarnCorrDim(int n_rot, int n_ctx_orig, float n_rotations, float base) {
 }  // namespace
 
 ScratchNeeds RopeScratch(const Node& node) {
-  // cos and sin for n_rot / 2 pairs per token.
-  return {static_cast<size_t>(node.src[0]->ne[2]) * static_cast<size_t>(node.params.rope.n_rot) *
-              sizeof(float),
-          0};
+  // cos and sin for n_rot / 2 pairs per token: shared, or for a single token (generation) in each
+  // thread's own area, where every thread computes it (n_rot / 2 cos and sin, about a microsecond)
+  // rather than wait at a barrier for one thread to.
+  const auto floats = static_cast<size_t>(node.src[0]->ne[2] * node.params.rope.n_rot);
+  if (node.src[0]->ne[2] == 1) return {.thread_floats = floats};
+  return {.shared_bytes = floats * sizeof(float)};
 }
 
 void Rope(const Node& node, const OpContext& ctx) {
@@ -33,10 +36,12 @@ void Rope(const Node& node, const OpContext& ctx) {
   const RopeParams& p = node.params.rope;
   const int half = p.n_rot / 2;
   const int64_t tokens = x.ne[2];
-  auto* table = reinterpret_cast<float*>(ctx.shared_scratch);  // [T][cos half | sin half]
+  const bool own_table = tokens == 1;  // see RopeScratch
+  // [T][cos half | sin half]
+  float* table = own_table ? ctx.thread_scratch : reinterpret_cast<float*>(ctx.shared_scratch);
 
-  int64_t begin, end;
-  SplitRange(tokens, ctx.ith, ctx.nth, &begin, &end);
+  int64_t begin = 0, end = 1;
+  if (!own_table) SplitRange(tokens, ctx.ith, ctx.nth, &begin, &end);
   const float theta_scale = std::pow(p.freq_base, -2.0f / static_cast<float>(p.n_rot));
   float corr_low = 0.0f, corr_high = 0.0f;
   float mscale = p.attn_factor;
@@ -65,7 +70,7 @@ void Rope(const Node& node, const OpContext& ctx) {
       theta *= theta_scale;
     }
   }
-  ctx.Barrier();
+  if (!own_table) ctx.Barrier();
 
   const int64_t heads = x.ne[1];
   const int64_t d = x.ne[0];
