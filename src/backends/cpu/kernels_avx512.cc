@@ -47,6 +47,15 @@ namespace {
 
 using avx512::TransposeBlocks;
 
+// For the per-step functions of the generation loops (DotSteps, and q5_0x16's and q8_0x16's
+// DecodeW, Dot and DotTail): with the half-width tails GCC 12 called q8_0x16's DecodeW out of line
+// from the row loop, its 9 vectors returned through memory, and q8_0x16 rows of 2048 from DRAM read
+// 24.1-25.5 GB/s against 27.9-28.5 (cpu_kernels_bench BM_GemvDram, 1 thread); inlined, 27.4-27.9.
+// q4_0x16 keeps the compiler's choice and no DotTail: either one made llama 1b Q4_0's rows of 2048
+// read 4-10% slower from DRAM (`--profile`, alternated with the previous build) while their code
+// in the row loop and their speed from L2 stayed the same; why is not known.
+#define DZ_STEP inline __attribute__((always_inline))
+
 // How a generation row loop prefetches: kNear, K::kPrefetchStride apart kPrefetchBytes ahead into
 // L1 (T0); kFar, once per cache line kFarPrefetchBytes ahead into L2 (T1), the L1 left to the
 // hardware prefetcher; kNone, the hardware prefetchers alone. Kernels with a Zen4Prefetch(k)
@@ -287,6 +296,33 @@ inline int64_t Q4x16GroupBlocks(int64_t g, int64_t nb) {
 
 size_t Q4_0x16RowBytes(int64_t k) { return static_cast<size_t>(k / 32 * 18); }
 
+// A row's last group of at most 8 blocks (rows of 768 end in 8, Gemma 3's 640 in 4) fills at most
+// the low half of a step's vectors. The x16 kernels' DotTail does it with 256-bit operations,
+// which a Zen 4 runs as one micro-op where it splits a 512-bit one in two; the full-width step
+// spent as much on such a group as on 16 blocks. The low lanes see the same operations, and the
+// high ones are left as they are instead of receiving + 0 · 0 (an exact no-op: an accumulator that
+// starts at +0 never holds −0), so results are bit for bit those of the full-width step.
+// From L2 (cpu_kernels_bench BM_GemvL2, 1 thread, GB/s, two runs each): q8_0x16 rows of 768
+// 43.9-44.9 → 55.2-57.2, of 640 37.7-38.2 → 46.0-47.8; q5_0x16 768 25.4-25.6 → 26.9, 640 21.5 →
+// 22.7-22.8. From DRAM a single thread reads rows of 768 at the same 27-28 GB/s; Gemma 3 270M tg64
+// with 1 thread (its 178 MB q8_0 output layer and q5_0 projections have rows of 640): 1.04×
+// (bench/ab-dizuo, 4 rounds, 1.02-1.08).
+inline bool HalfTail(int64_t step, int64_t blocks) {
+  return blocks - kQ4x16Blocks * step <= kQ4x16Blocks / 2;
+}
+
+// acc's lanes 0-7 ← lo (lanes 8-15 unchanged).
+DZ_STEP void SetLowHalf(__m512& acc, __m256 lo) {
+  acc = _mm512_castpd_ps(_mm512_insertf64x4(_mm512_castps_pd(acc), _mm256_castps_pd(lo), 0));
+}
+
+// acc lanes 0-7 += cvt(s) · (wd · ad), as the full-width step's FMA does them.
+DZ_STEP void AccumulateLow(__m256i s, __m256 wd, __m512 ad, __m512& acc) {
+  SetLowHalf(acc,
+             _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(wd, _mm512_castps512_ps256(ad)),
+                             _mm512_castps512_ps256(acc)));
+}
+
 // The rows of a 16-block layout of Block (sizeof(Block) bytes per block, as in the file): for each
 // group of t blocks, write(group, t, l, block l of the group) places block l.
 template <typename Block, typename Write>
@@ -483,7 +519,7 @@ struct KernelQ5_0x16 : KernelQ4_0x16 {
     r.bias = _mm512_add_epi32(r.bias, r.bias);  // −16·Σa
     return r;
   }
-  static W DecodeW(const uint8_t* row, int64_t step, int64_t blocks) {
+  DZ_STEP static W DecodeW(const uint8_t* row, int64_t step, int64_t blocks) {
     const uint8_t* q = row + kQ5x16GroupBytes * step;
     const int64_t t = Q4x16GroupBlocks(step, blocks);
     const uint8_t* scales = q + 20 * t;
@@ -518,6 +554,35 @@ struct KernelQ5_0x16 : KernelQ4_0x16 {
       w.hi[v] = _mm512_mask_add_epi8(hi, fifth(4 + v), hi, sixteen);
     }
     return w;
+  }
+  // DecodeW + Dot of a last group of t <= 8 blocks (HalfTail) in 256-bit operations.
+  DZ_STEP static void DotTail(const uint8_t* row, int64_t step, int64_t blocks, const Act& a,
+                              Acc& acc) {
+    const uint8_t* q = row + kQ5x16GroupBytes * step;
+    const int64_t t = blocks - kQ4x16Blocks * step;
+    const auto valid = static_cast<__mmask8>((1u << t) - 1);
+    const __m256i qh = _mm256_maskz_loadu_epi32(valid, q + 16 * t);
+    const __m256i mask = _mm256_set1_epi8(0x0f);
+    const __m256i sixteen = _mm256_set1_epi8(16);
+    const __m256i dword_bytes = _mm256_setr_epi32(0, 0x04040404, 0x08080808, 0x0c0c0c0c, 0,
+                                                  0x04040404, 0x08080808, 0x0c0c0c0c);
+    auto fifth = [&](int u) {  // as DecodeW's
+      const __m256i index = _mm256_add_epi32(dword_bytes, _mm256_set1_epi32(0x01010101 * (u / 2)));
+      return _mm256_test_epi8_mask(_mm256_shuffle_epi8(qh, index),
+                                   _mm256_set1_epi32(0x08040201 << (4 * (u % 2))));
+    };
+    __m256i s0 = _mm512_castsi512_si256(a.bias), s1 = _mm256_setzero_si256();
+    for (int v = 0; v < 4; ++v) {
+      const __m256i raw = _mm256_maskz_loadu_epi32(valid, q + 4 * t * v);
+      const __m256i lo = _mm256_and_si256(raw, mask);
+      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
+      s0 = _mm256_dpbusd_epi32(s0, _mm256_mask_add_epi8(lo, fifth(v), lo, sixteen),
+                               _mm512_castsi512_si256(a.lo[v]));
+      s1 = _mm256_dpbusd_epi32(s1, _mm256_mask_add_epi8(hi, fifth(4 + v), hi, sixteen),
+                               _mm512_castsi512_si256(a.hi[v]));
+    }
+    const __m256 wd = _mm256_cvtph_ps(_mm_maskz_loadu_epi16(valid, q + 20 * t));
+    AccumulateLow(_mm256_add_epi32(s0, s1), wd, a.d, acc.v);
   }
 };
 
@@ -591,7 +656,7 @@ struct KernelQ8_0x16 {
     __m512i q[8];
     __m512 d;
   };
-  static W DecodeW(const uint8_t* row, int64_t step, int64_t blocks) {
+  DZ_STEP static W DecodeW(const uint8_t* row, int64_t step, int64_t blocks) {
     const uint8_t* q = row + kQ8x16GroupBytes * step;
     const int64_t t = Q4x16GroupBlocks(step, blocks);
     const uint8_t* scales = q + 32 * t;
@@ -606,7 +671,7 @@ struct KernelQ8_0x16 {
     }
     return w;
   }
-  static void Dot(const W& w, const Act& a, Acc& acc) {
+  DZ_STEP static void Dot(const W& w, const Act& a, Acc& acc) {
     // Two dependency chains; the integer sums are exact, so their split does not matter.
     __m512i s0 = a.bias, s1 = _mm512_setzero_si512();
     for (int v = 0; v < 8; v += 2) {
@@ -615,6 +680,22 @@ struct KernelQ8_0x16 {
     }
     const __m512i s = _mm512_add_epi32(s0, s1);
     acc.v = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(w.d, a.d), acc.v);
+  }
+  // DecodeW + Dot of a last group of t <= 8 blocks (HalfTail) in 256-bit operations.
+  DZ_STEP static void DotTail(const uint8_t* row, int64_t step, int64_t blocks, const Act& a,
+                              Acc& acc) {
+    const uint8_t* q = row + kQ8x16GroupBytes * step;
+    const int64_t t = blocks - kQ4x16Blocks * step;
+    const auto valid = static_cast<__mmask8>((1u << t) - 1);
+    __m256i s0 = _mm512_castsi512_si256(a.bias), s1 = _mm256_setzero_si256();
+    for (int v = 0; v < 8; v += 2) {
+      s0 = _mm256_dpbusd_epi32(s0, _mm256_maskz_loadu_epi32(valid, q + 4 * t * v),
+                               _mm512_castsi512_si256(a.q[v]));
+      s1 = _mm256_dpbusd_epi32(s1, _mm256_maskz_loadu_epi32(valid, q + 4 * t * (v + 1)),
+                               _mm512_castsi512_si256(a.q[v + 1]));
+    }
+    const __m256 wd = _mm256_cvtph_ps(_mm_maskz_loadu_epi16(valid, q + 32 * t));
+    AccumulateLow(_mm256_add_epi32(s0, s1), wd, a.d, acc.v);
   }
   static float Finish(const Acc& acc) { return _mm512_reduce_add_ps(acc.v); }
 };
@@ -1257,6 +1338,38 @@ inline void PrefetchStep(const uint8_t* step) {
   }
 }
 
+// Near prefetches (kNear): The hardware prefetcher alone left M = 1 at about half the memory
+// bandwidth; a prefetch kPrefetchBytes ahead (into the following rows past this one's end; it never
+// faults) keeps enough lines in flight. 1b Q4_0 tg, 1 thread: 2 KB ahead 28, 4 KB 32, 8 KB 35,
+// 16-64 KB 38-39 t/s (22 without). K-quant tiles (a 256-block per step) once measured slower with
+// it, but on the current code 1b Q4_K_M tg, 1 thread (A/B alternated, 3 rounds, load ~4-5): 28-29
+// t/s without, 4 KB 31-32, 8 KB 33-34, 16 KB 34-36, 32 KB 34-35. Legacy q8_0 at 4/8 KB was slower
+// than 16 KB (15.5, 18 vs 19 t/s), 32 KB the same. Steps longer than a cache line (q4_0's 72 bytes)
+// prefetch every line they pass.
+//
+// Steps [s0, s1) of a generation row, the x16 kernels' last group of at most 8 blocks at half
+// width (HalfTail), after the loop, which stays free of the test.
+template <typename K, PrefetchMode kMode = PrefetchMode::kNear>
+DZ_STEP void DotSteps(const uint8_t* row, int64_t s0, int64_t s1, int64_t steps, int64_t blocks,
+                      const typename K::Act* act, typename K::Acc& acc) {
+  int64_t end = s1;
+  if constexpr (requires { K::DotTail(row, s0, blocks, *act, acc); }) {
+    if (s1 == steps && HalfTail(steps - 1, blocks)) --end;
+  }
+  for (int64_t s = s0; s < end; ++s) {
+    PrefetchStep<K, kMode>(row + s * K::kStepBytes);
+    K::Dot(K::DecodeW(row, s, blocks), act[s - s0], acc);
+  }
+  if constexpr (requires { K::DotTail(row, s0, blocks, *act, acc); }) {
+    if (end < s1) {
+      // Its prefetch too: without it the lines 32 KB ahead that fall in the tail's bytes went
+      // unfetched (Gemma 3 q5_0x16 rows of 640, kFar: 20.8 → 11.2 GB/s).
+      PrefetchStep<K, kMode>(row + end * K::kStepBytes);
+      K::DotTail(row, end, blocks, act[end - s0], acc);
+    }
+  }
+}
+
 template <typename K, int NW, int NA>
 void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* out,
                size_t os) {
@@ -1277,19 +1390,7 @@ void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t 
         // through memory on every step (a store and a load per step in the compiled loop; no
         // speed difference measured on its own).
         typename K::Acc row_acc = acc[r][0];
-        for (int64_t s = s0; s < s1; ++s) {
-          // The hardware prefetcher alone left M = 1 at about half the memory bandwidth; a
-          // prefetch kPrefetchBytes ahead (into the following rows past this one's end; it
-          // never faults) keeps enough lines in flight. 1b Q4_0 tg, 1 thread: 2 KB ahead 28,
-          // 4 KB 32, 8 KB 35, 16-64 KB 38-39 t/s (22 without). K-quant tiles (a 256-block per
-          // step) once measured slower with it, but on the current code 1b Q4_K_M tg, 1 thread
-          // (A/B alternated, 3 rounds, load ~4-5): 28-29 t/s without, 4 KB 31-32, 8 KB 33-34,
-          // 16 KB 34-36, 32 KB 34-35. Legacy q8_0 at 4/8 KB was slower than 16 KB (15.5, 18 vs
-          // 19 t/s), 32 KB the same.
-          // Steps longer than a cache line (q4_0's 72 bytes) prefetch every line they pass.
-          PrefetchStep<K, PrefetchMode::kNear>(row + s * K::kStepBytes);
-          K::Dot(K::DecodeW(row, s, blocks), act[s - s0], row_acc);
-        }
+        DotSteps<K>(row, s0, s1, steps, blocks, act, row_acc);
         acc[r][0] = row_acc;
       }
     }
@@ -1328,10 +1429,7 @@ void GemvRowsWith(int64_t k, const uint8_t* wb, size_t ws, int64_t n, const type
   for (int64_t r = 0; r < n; ++r) {
     const uint8_t* row = wb + r * ws;
     typename K::Acc acc;
-    for (int64_t s = 0; s < steps; ++s) {
-      PrefetchStep<K, kMode>(row + s * K::kStepBytes);
-      K::Dot(K::DecodeW(row, s, blocks), act[s], acc);
-    }
+    DotSteps<K, kMode>(row, 0, steps, steps, blocks, act, acc);
     out[r] = K::Finish(acc);
   }
 }

@@ -193,7 +193,7 @@ void BM_GemvL2(benchmark::State& state) {
   RunMatMul(state, kTypes[state.range(0)], k, 192 * 2048 / k, 1, 1, /*repack=*/true);
 }
 BENCHMARK(BM_GemvL2)
-    ->ArgsProduct({benchmark::CreateDenseRange(0, 5, 1), {2048, 640}})
+    ->ArgsProduct({benchmark::CreateDenseRange(0, 5, 1), {2048, 768, 640}})
     ->ArgNames({"type", "k"})
     ->UseRealTime();
 
