@@ -39,8 +39,9 @@ Tensor* Linear(Graph& g, Tensor* x, Tensor* w, Tensor* b);
 // (q is null without `with_q`). The MATMULs come first and the biases after them, so the three
 // products sit next to each other in the graph and the CPU backend runs them without a barrier
 // between them (cpu_backend.cc BarriersAfter). llama 125M generation: 183 → 159 barriers per
-// token; 1b Q4_0 and Q8_0, 125m Q4_0 and Gemma 3 tg64 with 2 threads measured 0.97-1.01× on the
-// EPYC Zen 4 (bench/ab-dizuo, 4-6 rounds), no change beyond the host's noise.
+// token. tg64 with 2 threads on the EPYC Zen 4 (bench/ab-dizuo, 4-6 rounds, before ÷ after): 1b
+// Q4_0 1.00× (a first A/B 0.90×, rounds 0.80-1.00), 1b Q8_0 1.01×, 125m Q4_0 0.97×, Gemma 3
+// 0.99×: no change beyond the host's noise.
 struct Projections {
   Tensor* k;
   Tensor* v;
