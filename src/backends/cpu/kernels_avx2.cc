@@ -222,32 +222,14 @@ struct KernelQ6_K {
   }
 };
 
-// nw × na outputs; each accumulator sees the same operations whatever NW and NA are.
-template <typename K, int NW, int NA>
-void TileFixed(int64_t k, const uint8_t* w, size_t ws, const uint8_t* a, size_t as, float* out,
-               size_t os) {
-  const int64_t nb = k / K::kBlock;
-  Acc acc[NW][NA];
-  for (int64_t b = 0; b < nb; ++b) {
-    for (int r = 0; r < NW; ++r) {
-      const auto* wb = reinterpret_cast<const typename K::W*>(w + r * ws) + b;
-      for (int c = 0; c < NA; ++c) {
-        K::Block(wb, reinterpret_cast<const typename K::A*>(a + c * as) + b, acc[r][c]);
-      }
-    }
-  }
-  for (int r = 0; r < NW; ++r) {
-    for (int c = 0; c < NA; ++c) out[c * os + r] = Hsum(acc[r][c].v) - acc[r][c].s;
-  }
-}
-
+// An accumulator's output, and the block kernels' dot tiles (kernels_common.h BlockTile).
+struct FinishAcc {
+  static float Of(const Acc& x) { return Hsum(x.v) - x.s; }
+};
 template <typename K>
 void Tile(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as, int na, float* out,
           size_t os) {
-  const auto* wb = static_cast<const uint8_t*>(w);
-  const auto* ab = static_cast<const uint8_t*>(a);
-  WithTileShape(nw, na,
-                [&]<int NW, int NA>() { TileFixed<K, NW, NA>(k, wb, ws, ab, as, out, os); });
+  BlockTile<K, Acc, FinishAcc>(k, w, ws, nw, a, as, na, out, os);
 }
 
 // Generation on q8_0 weights in the file's layout (rows the q8_0x8 layout does not take, e.g.
