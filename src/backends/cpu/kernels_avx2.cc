@@ -154,10 +154,8 @@ struct KernelQ45_K {
   using A = BlockQ8_K;
   static constexpr int64_t kBlock = 256;
   static void Block(const W* w, const A* a, Acc& acc) {
-    int sc[8], mn[8];
-    for (int j = 0; j < 8; ++j) UnpackScaleMinK4(w->scales, j, &sc[j], &mn[j]);
-    int mins = 0;
-    for (int j = 0; j < 8; ++j) mins += mn[j] * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
+    int sc[8];
+    const int mins = ScalesAndMinSumK4(w->scales, a->bsums, sc);
     const __m256i mask = _mm256_set1_epi8(0x0f);
     __m256i hbits = _mm256_setzero_si256();
     if constexpr (kHigh) hbits = Load256(w->qh);

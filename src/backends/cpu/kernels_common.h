@@ -7,6 +7,7 @@
 
 #include "core/dtype.h"
 #include "core/quant.h"
+#include "core/quant_blocks.h"
 
 namespace dizuo::cpu {
 
@@ -15,6 +16,18 @@ inline int ScaleQ3_K(const uint8_t* s, int j) {
   const int low = (s[j % 8] >> (4 * (j / 8))) & 0x0f;
   const int high = (s[8 + j % 4] >> (2 * (j / 4))) & 0x03;
   return (low | (high << 4)) - 32;
+}
+
+// Q4_K / Q5_K: the 8 sub-block scales into sc, and Σ_j m_j · (the Q8_K activation's two bsums of
+// sub-block j), the integer the block's dot scales by its dmin.
+inline int ScalesAndMinSumK4(const uint8_t* scales, const int16_t* bsums, int sc[8]) {
+  int mins = 0;
+  for (int j = 0; j < 8; ++j) {
+    int m;
+    UnpackScaleMinK4(scales, j, &sc[j], &m);
+    mins += m * (bsums[2 * j] + bsums[2 * j + 1]);
+  }
+  return mins;
 }
 
 // Runs f.template operator()<NW, NA>() with the dot tile's run-time shape as template arguments,

@@ -161,10 +161,8 @@ struct KernelQ45_K {
   using A = BlockQ8_K;
   static constexpr int64_t kBlock = 256;
   static void Block(const W* w, const A* a, Acc& acc) {
-    int sc[8], mn[8];
-    for (int j = 0; j < 8; ++j) UnpackScaleMinK4(w->scales, j, &sc[j], &mn[j]);
-    int mins = 0;
-    for (int j = 0; j < 8; ++j) mins += mn[j] * (a->bsums[2 * j] + a->bsums[2 * j + 1]);
+    int sc[8];
+    const int mins = ScalesAndMinSumK4(w->scales, a->bsums, sc);
     const uint8x16_t mask = vdupq_n_u8(0x0f);
     uint8x16_t qh0 = vdupq_n_u8(0), qh1 = vdupq_n_u8(0);
     if constexpr (kHigh) {
