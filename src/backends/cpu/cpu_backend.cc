@@ -504,9 +504,15 @@ class CpuBackend final : public Backend {
     // part_copied is told of the copied rows' source bytes in pieces of about kPartBytes (and at
     // the end of each thread's rows): each call is a madvise for the model.
     constexpr uint64_t kPartBytes = uint64_t{1} << 20;
+    // Whole groups of rows per thread, for layouts that store rows in groups (RepackFns::row_group;
+    // kCopyRows is a multiple of every group size).
+    const int64_t group = job.fns->row_group != nullptr ? job.fns->row_group(job.k) : 1;
+    DZ_ASSERT(group >= 1 && kCopyRows % group == 0);
     auto part = [&](int ith, int nth) {
       int64_t begin, end;
-      SplitRange(job.rows, ith, nth, &begin, &end);
+      SplitRange((job.rows + group - 1) / group, ith, nth, &begin, &end);
+      begin *= group;
+      end = std::min(job.rows, end * group);
       int64_t told = begin;  // rows before this one were passed to part_copied
       for (int64_t r = begin; r < end && !cancel.load(std::memory_order_relaxed); r += kCopyRows) {
         if (gated) WaitWhileComputing(cancel);

@@ -225,72 +225,77 @@ TEST_F(CpuVsReference, RepackedWeightsAreReadFromTheirCopy) {
 TEST_F(CpuVsReference, CopiedEmbeddingTablesServeGetRows) {
   for (DType type : {DType::Q4_0, DType::Q5_0, DType::Q8_0, DType::Q4_K, DType::Q6_K, DType::F16}) {
     const cpu::RepackFns& fns = cpu::SelectKernels().repacked[static_cast<size_t>(type)];
-    // Gemma 3's width (a partial group of 32-blocks in each row), 3 super-blocks for k-quants.
-    const int64_t k = Traits(type).block_size == 256 ? 768 : 640, n = 3000;
-    if (fns.repack == nullptr || fns.row_bytes(k) == 0) continue;
-    const std::vector<uint8_t> wq = RandomWeights(type, k, n, 5);
-    std::mt19937 rng(6);
-    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
-    std::vector<int32_t> ids = {0, 2999, 17, 17, 1024, 5};
-    Graph graph;
-    Tensor* id = graph.NewInput(DType::I32, {static_cast<int64_t>(ids.size())}, "ids");
-    Tensor table = MakeTensor(type, {k, n}, "token_embd");
-    std::vector<uint8_t> original = wq;
-    table.data = original.data();
-    Tensor* rows = graph.GetRows(&table, id);
-    Tensor* x = graph.NewInput(DType::F32, {k, 1}, "x");
-    Tensor* logits = graph.MatMul(x, &table);
-    id->data = ids.data();
-    std::vector<float> xs(static_cast<size_t>(k));
-    for (float& v : xs) v = dist(rng);
-    x->data = xs.data();
-    std::vector<float> want_rows(static_cast<size_t>(k) * ids.size()), want_logits(n);
-    rows->data = want_rows.data();
-    logits->data = want_logits.data();
-    reference_->Compute(graph.nodes());
-    for (bool get_rows : {true, false}) {
-      const std::string what =
-          fmt::format("{} {} get_rows={}", cpu::SelectKernels().isa, Name(type), get_rows);
-      auto cpu = CreateCpuBackend({.threads = 2});
-      std::vector<uint8_t> reported(original.size(), 0);
-      int copied = 0;
-      bool parts_before_copied = true;
-      std::mutex mutex;
-      std::unique_ptr<Buffer> copy = cpu->PrepareWeight(
-          table, {.get_rows = get_rows,
-                  .copied =
-                      [&] {
-                        std::lock_guard lock(mutex);
-                        parts_before_copied = std::count(reported.begin(), reported.end(), 1) ==
-                                              static_cast<std::ptrdiff_t>(reported.size());
-                        ++copied;
-                      },
-                  .part_copied =
-                      [&](uint64_t offset, uint64_t size) {
-                        std::lock_guard lock(mutex);
-                        ASSERT_LE(offset + size, reported.size());
-                        for (uint64_t i = offset; i < offset + size; ++i) ++reported[i];
-                      }});
-      if (get_rows && fns.unpack_row == nullptr) {
-        EXPECT_EQ(copy, nullptr) << what << ": a layout without unpack_row serves no GET_ROWS";
-        continue;
+    // Gemma 3's width (a partial group of 32-blocks in each row), 3 super-blocks for k-quants; and
+    // 1024, whose q4_0x16 rows are stored in groups of 4 (RepackFns::row_group), 3001 rows leaving
+    // one in the last group.
+    for (const int64_t k :
+         {Traits(type).block_size == 256 ? int64_t{768} : int64_t{640}, int64_t{1024}}) {
+      const int64_t n = 3001;
+      if (fns.repack == nullptr || fns.row_bytes(k) == 0) continue;
+      const std::vector<uint8_t> wq = RandomWeights(type, k, n, 5);
+      std::mt19937 rng(6);
+      std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+      std::vector<int32_t> ids = {0, 3000, 2999, 17, 17, 1024, 5};
+      Graph graph;
+      Tensor* id = graph.NewInput(DType::I32, {static_cast<int64_t>(ids.size())}, "ids");
+      Tensor table = MakeTensor(type, {k, n}, "token_embd");
+      std::vector<uint8_t> original = wq;
+      table.data = original.data();
+      Tensor* rows = graph.GetRows(&table, id);
+      Tensor* x = graph.NewInput(DType::F32, {k, 1}, "x");
+      Tensor* logits = graph.MatMul(x, &table);
+      id->data = ids.data();
+      std::vector<float> xs(static_cast<size_t>(k));
+      for (float& v : xs) v = dist(rng);
+      x->data = xs.data();
+      std::vector<float> want_rows(static_cast<size_t>(k) * ids.size()), want_logits(n);
+      rows->data = want_rows.data();
+      logits->data = want_logits.data();
+      reference_->Compute(graph.nodes());
+      for (bool get_rows : {true, false}) {
+        const std::string what = fmt::format("{} {} k={} get_rows={}", cpu::SelectKernels().isa,
+                                             Name(type), k, get_rows);
+        auto cpu = CreateCpuBackend({.threads = 2});
+        std::vector<uint8_t> reported(original.size(), 0);
+        int copied = 0;
+        bool parts_before_copied = true;
+        std::mutex mutex;
+        std::unique_ptr<Buffer> copy = cpu->PrepareWeight(
+            table, {.get_rows = get_rows,
+                    .copied =
+                        [&] {
+                          std::lock_guard lock(mutex);
+                          parts_before_copied = std::count(reported.begin(), reported.end(), 1) ==
+                                                static_cast<std::ptrdiff_t>(reported.size());
+                          ++copied;
+                        },
+                    .part_copied =
+                        [&](uint64_t offset, uint64_t size) {
+                          std::lock_guard lock(mutex);
+                          ASSERT_LE(offset + size, reported.size());
+                          for (uint64_t i = offset; i < offset + size; ++i) ++reported[i];
+                        }});
+        if (get_rows && fns.unpack_row == nullptr) {
+          EXPECT_EQ(copy, nullptr) << what << ": a layout without unpack_row serves no GET_ROWS";
+          continue;
+        }
+        ASSERT_NE(copy, nullptr) << what;
+        cpu->FinishPreparing();
+        EXPECT_EQ(copied, 1) << what;
+        EXPECT_TRUE(parts_before_copied) << what << ": every byte reported once before copied";
+        std::fill(original.begin(), original.end(), uint8_t{0});  // only the copy is left
+        std::vector<float> got_rows(want_rows.size(), -1.0f), got_logits(want_logits.size());
+        rows->data = got_rows.data();
+        logits->data = got_logits.data();
+        cpu->Compute(graph.nodes());
+        EXPECT_LE(harness::Nmse(got_logits.data(), want_logits.data(), n), kMatMulNmse) << what;
+        if (get_rows) {
+          EXPECT_EQ(got_rows, want_rows) << what;
+        } else {
+          EXPECT_EQ(got_rows, std::vector<float>(got_rows.size(), 0.0f)) << what;
+        }
+        original = wq;
       }
-      ASSERT_NE(copy, nullptr) << what;
-      cpu->FinishPreparing();
-      EXPECT_EQ(copied, 1) << what;
-      EXPECT_TRUE(parts_before_copied) << what << ": every byte reported once before copied";
-      std::fill(original.begin(), original.end(), uint8_t{0});  // only the copy is left
-      std::vector<float> got_rows(want_rows.size(), -1.0f), got_logits(want_logits.size());
-      rows->data = got_rows.data();
-      logits->data = got_logits.data();
-      cpu->Compute(graph.nodes());
-      EXPECT_LE(harness::Nmse(got_logits.data(), want_logits.data(), n), kMatMulNmse) << what;
-      if (get_rows) {
-        EXPECT_EQ(got_rows, want_rows) << what;
-      } else {
-        EXPECT_EQ(got_rows, std::vector<float>(got_rows.size(), 0.0f)) << what;
-      }
-      original = wq;
     }
   }
 }

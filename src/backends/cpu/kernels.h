@@ -86,12 +86,27 @@ struct RepackFns {
   // takes that instead of the converted row, with the same results.
   size_t (*gemv_act_bytes)(int64_t k) = nullptr;
   void (*gemv_act)(int64_t k, const void* a, void* dst) = nullptr;
-  // Optional: one row of k elements at src (in this layout) back in the file's layout at dst (the
-  // file's row bytes), byte for byte the row `repack` read. GET_ROWS reads the rows of an
-  // embedding table's copy with it (Backend::PrepareWeight with get_rows); layouts without it are
-  // not given tables that GET_ROWS reads.
-  void (*unpack_row)(int64_t k, const void* src, void* dst) = nullptr;
+  // Optional: row r of a copy of `rows` rows at data (this layout, rows row_bytes(k) apart) back
+  // in the file's layout at dst (the file's row bytes), byte for byte the row `repack` read.
+  // GET_ROWS reads the rows of an embedding table's copy with it (Backend::PrepareWeight with
+  // get_rows); layouts without it are not given tables that GET_ROWS reads.
+  void (*unpack_row)(int64_t k, const void* data, size_t stride, int64_t rows, int64_t r,
+                     void* dst) = nullptr;
+  // Optional: rows of k elements are stored in groups of row_group(k) (nullptr: 1): group i, rows
+  // G·i .. G·i + G − 1, takes the G·row_bytes(k) bytes from row G·i's place, its rows' data
+  // interleaved as the layout says; the last group holds the rows left (rows mod G, if not 0).
+  // Every call into the copy (repack, dot, gemv, gemm's pack_weights) then starts at a group's
+  // first row and ends at a group's end or at the last row, as MATMUL's calls (whole tile quads,
+  // work items of 32 rows) and the backend's copy pieces do.
+  int (*row_group)(int64_t k) = nullptr;
 };
+
+// unpack_row for a layout that stores each row on its own: F(k, row r's bytes, dst).
+template <void (*F)(int64_t k, const void* src, void* dst)>
+void UnpackRowAt(int64_t k, const void* data, size_t stride, int64_t /*rows*/, int64_t r,
+                 void* dst) {
+  F(k, static_cast<const uint8_t*>(data) + static_cast<size_t>(r) * stride, dst);
+}
 
 // ATTENTION (core/graph.h) with f16 K and V caches and no softcap, for the query rows of
 // `tokens` tokens × `heads` heads that read one kv head, over the cells 0 .. nc − 1. Query row

@@ -376,7 +376,7 @@ RepackFns LayoutFns(const char* name) {
           {QuadBytes<L>, PackQuad<L>, LayoutGemm<L>},
           PreparedBytes<L>,
           Prepare<L>,
-          L::UnpackRow};
+          UnpackRowAt<L::UnpackRow>};
 }
 
 // ---- legacy 32-blocks: q4_0x8, q5_0x8, q8_0x8 --------------------------------------------------

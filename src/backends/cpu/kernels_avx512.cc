@@ -362,21 +362,78 @@ void UnpackX16(int64_t k, const void* src, void* dst, Read read) {
   }
 }
 
+// Rows of whole 16-block groups (k a multiple of 512: llama 1b's 2048 and 8192) are stored in
+// groups of kQ4x16RowGroup rows (RepackFns::row_group) whose steps interleave: step s of row j of
+// a group of g rows (4, or the rows left at the end) at byte (s·g + j)·288 of the group. A
+// generation call then reads each group front to back, one stream, and loads each activation step
+// once for the group's rows (GemvQ4_0x16). Rows with a partial last group (768) keep one
+// row after another. What it saves is loads, not arithmetic: a streaming loop (512 MiB, huge
+// pages, one 64-byte load per line) read 28-29 GB/s from DRAM on the 2-vCPU EPYC Zen 4 with one
+// thread; with 2 more loads per line, from L1, 18-20 GB/s, with 4 more 13-14, while a chain of 8
+// more arithmetic operations per line cost nothing (29.5-30.0) and a chain of 16 less (23). Every
+// load behind a weight line still in flight presumably holds a load-queue entry until that line
+// arrives, so fewer lines are in flight (no hardware counters on this VM to confirm it). One row at
+// a time, a q4_0x16 step loads its 10 activation vectors for 4.5 lines of weights; in groups of 4,
+// for 18. BM_GemvDram q4_0, 1 thread, 3 alternated rounds, GB/s at K = 1024 / 2048 / 8192: one row
+// at a time 26.6-27.2 / 23.0-23.8 / 22.7-28.4; groups of 4 28.4-29.3 / 27.7-29.7 / 26.7-29.2 (the
+// probe: 31.3); groups of 2 rows 23-24 / 25-29 / 23-30. Two rows read side by side from their
+// own places (two streams) read 8-11 GB/s with the hardware prefetcher alone and 19-21 with the
+// far prefetch: the interleaving keeps one stream.
+constexpr int kQ4x16RowGroup = 4;
+
+int Q4_0x16RowGroup(int64_t k) { return k % (32 * kQ4x16Blocks) == 0 ? kQ4x16RowGroup : 1; }
+
+// Block l of a q4_0x16 group (step) of t blocks, written or read.
+void WriteQ4_0x16Block(uint8_t* group, int64_t t, int64_t l, const BlockQ4_0& blk) {
+  for (int v = 0; v < 4; ++v) std::memcpy(group + 4 * t * v + 4 * l, blk.qs + 4 * v, 4);
+  std::memcpy(group + 16 * t + 2 * l, &blk.d, 2);
+}
+void ReadQ4_0x16Block(const uint8_t* group, int64_t t, int64_t l, BlockQ4_0* blk) {
+  for (int v = 0; v < 4; ++v) std::memcpy(blk->qs + 4 * v, group + 4 * t * v + 4 * l, 4);
+  std::memcpy(&blk->d, group + 16 * t + 2 * l, 2);
+}
+
 void RepackQ4_0x16(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
-  RepackX16<BlockQ4_0>(k, src, src_stride, rows, dst,
-                       [](uint8_t* group, int64_t t, int64_t l, const BlockQ4_0& blk) {
-                         for (int v = 0; v < 4; ++v) {
-                           std::memcpy(group + 4 * t * v + 4 * l, blk.qs + 4 * v, 4);
-                         }
-                         std::memcpy(group + 16 * t + 2 * l, &blk.d, 2);
-                       });
+  const int64_t group_rows = Q4_0x16RowGroup(k);
+  if (group_rows == 1)
+    return RepackX16<BlockQ4_0>(k, src, src_stride, rows, dst, WriteQ4_0x16Block);
+  const int64_t nb = k / 32, steps = nb / kQ4x16Blocks;
+  for (int64_t r0 = 0; r0 < rows; r0 += group_rows) {
+    const int64_t g = std::min(group_rows, rows - r0);
+    uint8_t* group = static_cast<uint8_t*>(dst) + r0 * Q4_0x16RowBytes(k);
+    for (int64_t j = 0; j < g; ++j) {
+      const auto* b = reinterpret_cast<const BlockQ4_0*>(static_cast<const uint8_t*>(src) +
+                                                         (r0 + j) * src_stride);
+      for (int64_t s = 0; s < steps; ++s) {
+        uint8_t* step = group + (s * g + j) * kQ4x16GroupBytes;
+        for (int64_t l = 0; l < kQ4x16Blocks; ++l) {
+          WriteQ4_0x16Block(step, kQ4x16Blocks, l, b[kQ4x16Blocks * s + l]);
+        }
+      }
+    }
+  }
 }
 
 void UnpackQ4_0x16(int64_t k, const void* src, void* dst) {
-  UnpackX16<BlockQ4_0>(k, src, dst, [](const uint8_t* group, int64_t t, int64_t l, BlockQ4_0* blk) {
-    for (int v = 0; v < 4; ++v) std::memcpy(blk->qs + 4 * v, group + 4 * t * v + 4 * l, 4);
-    std::memcpy(&blk->d, group + 16 * t + 2 * l, 2);
-  });
+  UnpackX16<BlockQ4_0>(k, src, dst, ReadQ4_0x16Block);
+}
+
+void UnpackRowQ4_0x16(int64_t k, const void* data, size_t stride, int64_t rows, int64_t r,
+                      void* dst) {
+  const int64_t group_rows = Q4_0x16RowGroup(k);
+  const auto* base = static_cast<const uint8_t*>(data);
+  if (group_rows == 1) return UnpackQ4_0x16(k, base + r * static_cast<int64_t>(stride), dst);
+  const int64_t r0 = r / group_rows * group_rows, g = std::min(group_rows, rows - r0);
+  const uint8_t* group = base + r0 * static_cast<int64_t>(stride);
+  for (int64_t s = 0; s < k / 32 / kQ4x16Blocks; ++s) {
+    const uint8_t* step = group + (s * g + r - r0) * kQ4x16GroupBytes;
+    for (int64_t l = 0; l < kQ4x16Blocks; ++l) {
+      BlockQ4_0 blk;
+      ReadQ4_0x16Block(step, kQ4x16Blocks, l, &blk);
+      std::memcpy(static_cast<uint8_t*>(dst) + (kQ4x16Blocks * s + l) * sizeof(BlockQ4_0), &blk,
+                  sizeof(BlockQ4_0));
+    }
+  }
 }
 
 // Lane l ← the 32-bit word at byte 34·l + offset of a Q8_0 step (lanes of missing blocks: 0).
@@ -397,6 +454,12 @@ struct KernelQ4_0x16 {
   };
   static constexpr int64_t kStep = 32 * kQ4x16Blocks;
   static constexpr int64_t kStepBytes = kQ4x16GroupBytes;
+  // A step's activation in registers, loaded once for all rows of a group (GemvQ4_0x16):
+  // without it GCC folds the loads into each row's vpdpbusd.
+  DZ_STEP static void Pin(Act& a) {
+    for (int v = 0; v < 4; ++v) __asm__("" : "+v"(a.lo[v]), "+v"(a.hi[v]));
+    __asm__("" : "+v"(a.bias), "+v"(a.d));
+  }
   static constexpr bool kPrefetch = true;
   // Two prefetches per cache line. llama 1b Q4_0 tg16, 1 thread, EPYC Zen 4 (two alternated
   // rounds, t/s): 37.8 / 36.9 against 26.7 / 25.6 with one per line (the file layout: 30.5 /
@@ -1495,6 +1558,83 @@ void GemvPrepared(int64_t k, const void* w, size_t ws, int64_t n, const void* a,
               out);
 }
 
+// ---- q4_0x16 rows in groups (Q4_0x16RowGroup) -------------------------------------------------
+
+// The G rows of a group of whole steps, each step's activation loaded once for all of them; each
+// row sees DotSteps' operations, so the results are the same as one row at a time.
+template <typename K, int G, PrefetchMode kMode>
+DZ_STEP void GroupRows(const uint8_t* group, int64_t steps, const typename K::Act* act,
+                       float* out) {
+  typename K::Acc acc[G];
+  for (int64_t s = 0; s < steps; ++s) {
+    const uint8_t* step = group + s * G * K::kStepBytes;
+    for (int j = 0; j < G; ++j) PrefetchStep<K, kMode>(step + j * K::kStepBytes);
+    typename K::Act a = act[s];
+    K::Pin(a);
+    for (int j = 0; j < G; ++j)
+      K::Dot(K::DecodeW(step + j * K::kStepBytes, 0, kQ4x16Blocks), a, acc[j]);
+  }
+  for (int j = 0; j < G; ++j) out[j] = K::Finish(acc[j]);
+}
+
+template <typename K, PrefetchMode kMode>
+void GemvGroupsWith(int64_t k, const uint8_t* wb, size_t ws, int64_t n, const typename K::Act* act,
+                    float* out) {
+  const int64_t steps = k / K::kStep;
+  int64_t r = 0;
+  for (; r + kQ4x16RowGroup <= n; r += kQ4x16RowGroup) {
+    GroupRows<K, kQ4x16RowGroup, kMode>(wb + r * ws, steps, act, out + r);
+  }
+  static_assert(kQ4x16RowGroup == 4);
+  switch (n - r) {  // the last group of the weight: the rows left
+    case 1:
+      return GroupRows<K, 1, kMode>(wb + r * ws, steps, act, out + r);
+    case 2:
+      return GroupRows<K, 2, kMode>(wb + r * ws, steps, act, out + r);
+    case 3:
+      return GroupRows<K, 3, kMode>(wb + r * ws, steps, act, out + r);
+  }
+}
+
+// RepackFns::gemv of q4_0x16: rows in groups where the layout has them, else one row at a time.
+void GemvQ4_0x16(int64_t k, const void* w, size_t ws, int64_t n, const void* a, float* out) {
+  using K = KernelQ4_0x16;
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* act = static_cast<const K::Act*>(a);
+  if (Q4_0x16RowGroup(k) == 1) return GemvRows<K>(k, wb, ws, n, act, out);
+  switch (GenerationPrefetch<K>(k)) {
+    case PrefetchMode::kNear:
+      return GemvGroupsWith<K, PrefetchMode::kNear>(k, wb, ws, n, act, out);
+    case PrefetchMode::kFar:
+      return GemvGroupsWith<K, PrefetchMode::kFar>(k, wb, ws, n, act, out);
+    case PrefetchMode::kNone:
+      return GemvGroupsWith<K, PrefetchMode::kNone>(k, wb, ws, n, act, out);
+  }
+}
+
+// K's steps on the G rows of one group, as TileFixed takes rows: row j at j·kStepBytes (the
+// row stride the tile is given), its step s G·kStepBytes further per step.
+template <typename K, int G>
+struct InGroupOf : K {
+  DZ_STEP static typename K::W DecodeW(const uint8_t* row, int64_t step, int64_t /*blocks*/) {
+    return K::DecodeW(row + step * G * K::kStepBytes, 0, kQ4x16Blocks);
+  }
+};
+
+// RepackFns::dot of q4_0x16: a tile's nw rows are one group (calls start at a group's first row,
+// and only the weight's last group has fewer than 4 rows).
+void TileQ4_0x16(int64_t k, const void* w, size_t ws, int nw, const void* a, size_t as, int na,
+                 float* out, size_t os) {
+  using K = KernelQ4_0x16;
+  if (Q4_0x16RowGroup(k) == 1) return Tile<K>(k, w, ws, nw, a, as, na, out, os);
+  static_assert(kTileRows == kQ4x16RowGroup);
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const auto* ab = static_cast<const uint8_t*>(a);
+  WithTileShape(nw, na, [&]<int NW, int NA>() {
+    TileFixed<InGroupOf<K, NW>, NW, NA>(k, wb, K::kStepBytes, ab, as, out, os);
+  });
+}
+
 // ---- prompt batches: 4 weight rows × 4 activation rows per vector -----------------------------
 //
 // Lane 4r + c of a vector belongs to (weight row r, activation row c) of a 4 × 4 tile. Per
@@ -1728,17 +1868,19 @@ using QuadBlockQ8 = QuadBlockX16<2>;
 // and 16 quant bytes of each block, a 4 × 4 dword transpose per 128-bit lane of the group's four
 // vectors; the scales spread as QuadScales does. kExtraBytes: bytes per block that the layout
 // keeps between the quants and the scales (q5_0x16's qh: 4), left to the caller.
+// step_bytes: bytes from a row's group (step) to its next one (the group's bytes, or more where
+// rows are stored in groups, Q4_0x16RowGroup).
 template <int kHalves, int64_t kExtraBytes = 0, typename Block = QuadBlockX16<kHalves>>
-void UnpackX16Quads(int64_t k, const uint8_t* const rows[4], Block* out) {
+void UnpackX16QuadsStrided(int64_t k, const uint8_t* const rows[4], Block* out,
+                           int64_t step_bytes) {
   constexpr int64_t kQuantBytes = 16 * kHalves;  // per block
   constexpr int64_t kScalesAt = kQuantBytes + kExtraBytes;
-  constexpr int64_t kGroupBytes = (kScalesAt + 2) * kQ4x16Blocks;
   const int64_t nb = k / 32;
   for (int64_t g = 0; kQ4x16Blocks * g < nb; ++g) {
     const int64_t t = Q4x16GroupBlocks(g, nb);
     const __mmask16 valid = KernelQ4_0x16::Valid(g, nb);
     for (int r = 0; r < 4; ++r) {
-      const uint8_t* group = rows[r] + kGroupBytes * g;
+      const uint8_t* group = rows[r] + step_bytes * g;
       for (int h = 0; h < kHalves; ++h) {
         __m512i v[4];
         for (int i = 0; i < 4; ++i) {
@@ -1755,11 +1897,17 @@ void UnpackX16Quads(int64_t k, const uint8_t* const rows[4], Block* out) {
     }
     for (int64_t l = 0; l < t; ++l) {
       auto d = [&](int r) {
-        return Load<uint16_t>(rows[r] + kGroupBytes * g + kScalesAt * t + 2 * l);
+        return Load<uint16_t>(rows[r] + step_bytes * g + kScalesAt * t + 2 * l);
       };
       _mm512_storeu_ps(out[kQ4x16Blocks * g + l].d, QuadScales(d(0), d(1), d(2), d(3)));
     }
   }
+}
+
+template <int kHalves, int64_t kExtraBytes = 0, typename Block = QuadBlockX16<kHalves>>
+void UnpackX16Quads(int64_t k, const uint8_t* const rows[4], Block* out) {
+  UnpackX16QuadsStrided<kHalves, kExtraBytes, Block>(
+      k, rows, out, (16 * kHalves + kExtraBytes + 2) * kQ4x16Blocks);
 }
 
 // QuadQ4_0's decode on converted blocks (rows[0] points to the QuadBlockQ4 array).
@@ -1791,6 +1939,23 @@ void PackX16Weights(int64_t k, const void* w, size_t ws, int nw, void* dst) {
       rows[r] = static_cast<const uint8_t*>(w) + std::min(4 * q + r, nw - 1) * ws;
     }
     Unpack(k, rows, static_cast<Block*>(dst) + q * nb);
+  }
+}
+
+// GemmFns::pack_weights of q4_0x16: PackX16Weights, or for rows stored in groups each group's
+// rows (the last group: the rows left) with their steps g·288 bytes apart.
+void PackQ4_0x16Weights(int64_t k, const void* w, size_t ws, int nw, void* dst) {
+  if (Q4_0x16RowGroup(k) == 1)
+    return PackX16Weights<QuadBlockQ4, UnpackX16Quads<1>>(k, w, ws, nw, dst);
+  static_assert(kQ4x16RowGroup == 4);
+  for (int q = 0; 4 * q < nw; ++q) {
+    const int g = std::min(4, nw - 4 * q);
+    const uint8_t* rows[4];
+    for (int r = 0; r < 4; ++r) {  // missing rows repeat the last one; their lanes are not stored
+      rows[r] = static_cast<const uint8_t*>(w) + 4 * q * ws + std::min(r, g - 1) * kQ4x16GroupBytes;
+    }
+    UnpackX16QuadsStrided<1>(k, rows, static_cast<QuadBlockQ4*>(dst) + q * (k / 32),
+                             g * kQ4x16GroupBytes);
   }
 }
 
@@ -2423,13 +2588,14 @@ Kernels MakeAvx512() {
       "q4_0x16",
       Q4_0x16RowBytes,
       RepackQ4_0x16,
-      Tile<KernelQ4_0x16>,
-      GemvPrepared<KernelQ4_0x16>,
+      TileQ4_0x16,
+      GemvQ4_0x16,
       {LegacyPackBytes, LegacyPack<8>, GemmX16<QuadBlockQ4, QuadQ4_0Converted>, kWeightPackRows,
-       X16WeightPackBytes<QuadBlockQ4>, PackX16Weights<QuadBlockQ4, UnpackX16Quads<1>>},
+       X16WeightPackBytes<QuadBlockQ4>, PackQ4_0x16Weights},
       PreparedActBytes<KernelQ4_0x16>,
       PrepareAct<KernelQ4_0x16>,
-      UnpackQ4_0x16};
+      UnpackRowQ4_0x16,
+      Q4_0x16RowGroup};
   k.repacked[slot(DType::Q6_K)] = {"q6_Kx16",
                                    Q6_Kx16RowBytes,
                                    RepackQ6_Kx16,
@@ -2438,7 +2604,7 @@ Kernels MakeAvx512() {
                                    {},
                                    PreparedActBytes<KernelQ6_Kx16>,
                                    PrepareAct<KernelQ6_Kx16>,
-                                   UnpackQ6_Kx16};
+                                   UnpackRowAt<UnpackQ6_Kx16>};
   k.gemm[slot(DType::Q5_0)] = LegacyGemm<QuadQ5_0>();
   k.repacked[slot(DType::Q5_0)] = {
       "q5_0x16",
@@ -2451,7 +2617,7 @@ Kernels MakeAvx512() {
        PackX16Weights<QuadBlockQ5, UnpackQ5_0x16Quads>},
       PreparedActBytes<KernelQ5_0x16>,
       PrepareAct<KernelQ5_0x16>,
-      UnpackQ5_0x16};
+      UnpackRowAt<UnpackQ5_0x16>};
   k.gemm[slot(DType::Q8_0)] = LegacyGemm<QuadQ8_0>();
   k.repacked[slot(DType::Q8_0)] = {
       "q8_0x16",
@@ -2464,7 +2630,7 @@ Kernels MakeAvx512() {
        PackX16Weights<QuadBlockQ8, UnpackX16Quads<2>>},
       PreparedActBytes<KernelQ8_0x16>,
       PrepareAct<KernelQ8_0x16>,
-      UnpackQ8_0x16};
+      UnpackRowAt<UnpackQ8_0x16>};
   k.gemm[slot(DType::Q4_K)] = {Q4_KPackBytes, Q4_KPack, GemmQ4_K};
   k.repacked[slot(DType::Q4_K)] = {"q4_Kx16",
                                    Q4_Kx16RowBytes,
@@ -2475,7 +2641,7 @@ Kernels MakeAvx512() {
                                     Q4_Kx16WeightPackBytes, PackQ4_Kx16Weights},
                                    PreparedActBytes<KernelQ4_Kx16>,
                                    PrepareAct<KernelQ4_Kx16>,
-                                   UnpackQ4_Kx16};
+                                   UnpackRowAt<UnpackQ4_Kx16>};
   AddAvx512F16Kernels(&k);
   k.attention_f16 = AttentionF16;
   k.attention_f16_part = AttentionF16Part;

@@ -325,12 +325,12 @@ struct FileCopy {
   const char* name;
   size_t (*row_bytes)(int64_t);
   void (*repack)(int64_t, const void*, size_t, int64_t, void*);
-  void (*unpack_row)(int64_t, const void*, void*);
+  void (*unpack_row)(int64_t, const void*, size_t, int64_t, int64_t, void*);
 };
 
 template <DType T>
 constexpr FileCopy MakeFileCopy(const char* name) {
-  return {T, name, FileRowBytes<T>, CopyFileRows<T>, CopyFileRow<T>};
+  return {T, name, FileRowBytes<T>, CopyFileRows<T>, UnpackRowAt<CopyFileRow<T>>};
 }
 
 constexpr FileCopy kFileCopies[] = {

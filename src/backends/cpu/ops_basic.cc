@@ -44,8 +44,8 @@ void GetRows(const Node& node, const OpContext& ctx) {
     // Ids were checked against the table size before the graph ran (CpuBackend::Compute).
     const char* row = static_cast<const char*>(table.data) + id[t] * table.nb[1];
     if (ctx.weight != nullptr) {  // the table's repacked copy: its row back in the file's layout
-      ctx.weight->fns->unpack_row(table.ne[0], ctx.weight->data + id[t] * ctx.weight->stride,
-                                  ctx.thread_scratch);
+      ctx.weight->fns->unpack_row(table.ne[0], ctx.weight->data, ctx.weight->stride, table.ne[1],
+                                  id[t], ctx.thread_scratch);
       row = reinterpret_cast<const char*>(ctx.thread_scratch);
     }
     DequantizeRow(table.type, row, reinterpret_cast<float*>(RowPtr(out, t)), table.ne[0]);
