@@ -376,7 +376,7 @@ void UnpackX16(int64_t k, const void* src, void* dst, Read read) {
 // a time, a q4_0x16 step loads its 10 activation vectors for 4.5 lines of weights; in groups of 4,
 // for 18. BM_GemvDram q4_0, 1 thread, 3 alternated rounds, GB/s at K = 1024 / 2048 / 8192: one row
 // at a time 26.6-27.2 / 23.0-23.8 / 22.7-28.4; groups of 4 28.4-29.3 / 27.7-29.7 / 26.7-29.2 (the
-// probe: 31.3); groups of 2 rows 23-24 / 25-29 / 23-30. Two rows read side by side from their
+// probe: 31.3); groups of 2 rows 23-24 / 20-29 / 23-30. Two rows read side by side from their
 // own places (two streams) read 8-11 GB/s with the hardware prefetcher alone and 19-21 with the
 // far prefetch: the interleaving keeps one stream.
 constexpr int kQ4x16RowGroup = 4;
