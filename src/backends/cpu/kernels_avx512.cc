@@ -367,10 +367,10 @@ void UnpackX16(int64_t k, const void* src, void* dst, Read read) {
 // a group of g rows (4, or the rows left at the end) at byte (s·g + j)·288 of the group. A
 // generation call then reads each group front to back, one stream, and loads each activation step
 // once for the group's rows (GemvQ4_0x16). Rows with a partial last group (768) keep one
-// row after another. What it saves is loads, not arithmetic: a streaming loop (512 MiB, huge
-// pages, one 64-byte load per line) read 28-29 GB/s from DRAM on the 2-vCPU EPYC Zen 4 with one
-// thread; with 2 more loads per line, from L1, 18-20 GB/s, with 4 more 13-14, while a chain of 8
-// more arithmetic operations per line cost nothing (29.5-30.0) and a chain of 16 less (23). Every
+// row after another. What it saves is presumably loads, not arithmetic: a streaming loop (512 MiB,
+// huge pages, one 64-byte load per line) read 28-29 GB/s from DRAM on the 2-vCPU EPYC Zen 4 with
+// one thread; with 2 more loads per line, from L1, 18-20 GB/s, with 4 more 13-14, while a chain of
+// 8 more arithmetic operations per line cost nothing (29.5-30.0) and a chain of 16 less (23). Every
 // load behind a weight line still in flight presumably holds a load-queue entry until that line
 // arrives, so fewer lines are in flight (no hardware counters on this VM to confirm it). One row at
 // a time, a q4_0x16 step loads its 10 activation vectors for 4.5 lines of weights; in groups of 4,
@@ -378,7 +378,9 @@ void UnpackX16(int64_t k, const void* src, void* dst, Read read) {
 // at a time 26.6-27.2 / 23.0-23.8 / 22.7-28.4; groups of 4 28.4-29.3 / 27.7-29.7 / 26.7-29.2 (the
 // probe: 31.3); groups of 2 rows 23-24 / 20-29 / 23-30. Two rows read side by side from their
 // own places (two streams) read 8-11 GB/s with the hardware prefetcher alone and 19-21 with the
-// far prefetch: the interleaving keeps one stream.
+// far prefetch: the interleaving keeps one stream. (Loads are not the whole story: q4_Kx16 with
+// each weight vector loaded once instead of folded into both masks ran faster from L2 and slower
+// from DRAM; see docs/benchmarks/HISTORY.md, twenty-second session.)
 constexpr int kQ4x16RowGroup = 4;
 
 int Q4_0x16RowGroup(int64_t k) { return k % (32 * kQ4x16Blocks) == 0 ? kQ4x16RowGroup : 1; }
