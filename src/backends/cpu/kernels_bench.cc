@@ -5,7 +5,9 @@
 //
 //   cpu_kernels_bench [--benchmark_filter=q4_0]   (DIZUO_CPU_ISA=generic for the scalar table)
 #include <benchmark/benchmark.h>
+#include <sys/mman.h>
 
+#include <cstring>
 #include <map>
 #include <random>
 #include <tuple>
@@ -19,6 +21,13 @@
 
 #include "core/graph.h"
 #include "core/quant.h"
+
+#if defined(__x86_64__)
+// GCC 12's AVX-512 intrinsics trip -Wuninitialized (GCC bug 105593; see kernels_avx512.cc).
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#include <immintrin.h>
+#endif
 
 namespace dizuo {
 namespace {
@@ -336,6 +345,70 @@ BENCHMARK(BM_DotTileF16)
     ->ArgsProduct({{64, 256}, {512}, {0, 1}})
     ->ArgNames({"d", "cells", "weight"})
     ->Unit(benchmark::kMicrosecond);
+
+#if defined(__x86_64__)
+// One core reading 512 MiB (huge pages, so from DRAM) one 64-byte load per cache line, with
+// kExtra more 64-byte loads per line from a 4 KB buffer that stays in L1, as a generation kernel
+// loads its prepared activation at every step. On the 2-vCPU EPYC Zen 4 VM (twenty-second
+// session, two repetitions): 0 extra loads 28.2-28.3 GB/s, 1 28.2-28.8, 2 15.5-16.2, 3 16.9-17.2,
+// 4 12.0-12.2 (a standalone loop before it: 0 28-29, 2 18-20, 4 13-14, and a chain of 8 more
+// arithmetic operations per line instead cost nothing). The loads a kernel issues per weight line
+// bound how fast one core streams (docs/benchmarks/HISTORY.md, twenty-second session).
+template <int kExtra>
+__attribute__((target("avx512f"), noinline)) int64_t StreamWithLoads(const uint8_t* w, size_t bytes,
+                                                                     const uint8_t* l1) {
+  __m512i acc[kExtra + 1];
+  for (__m512i& a : acc) a = _mm512_setzero_si512();
+  size_t o = 0;
+  for (size_t i = 0; i < bytes; i += 64) {
+    acc[0] = _mm512_add_epi32(acc[0], _mm512_load_si512(w + i));
+    for (int j = 0; j < kExtra; ++j) {
+      acc[j + 1] = _mm512_add_epi32(acc[j + 1], _mm512_load_si512(l1 + o + 64 * j));
+    }
+    o = (o + 64 * kExtra) & 4095;
+  }
+  for (int j = 1; j <= kExtra; ++j) acc[0] = _mm512_add_epi32(acc[0], acc[j]);
+  return _mm512_reduce_add_epi32(acc[0]);
+}
+#endif
+
+void BM_StreamLoads(benchmark::State& state) {
+#if defined(__x86_64__)
+  if (!__builtin_cpu_supports("avx512f")) {
+    state.SkipWithError("needs AVX-512");
+    return;
+  }
+  constexpr size_t kBytes = size_t{512} << 20;
+  static uint8_t* const w = [] {
+    void* p = mmap(nullptr, kBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return static_cast<uint8_t*>(nullptr);
+    madvise(p, kBytes, MADV_HUGEPAGE);
+    auto* b = static_cast<uint8_t*>(p);
+    for (size_t i = 0; i < kBytes; ++i) b[i] = static_cast<uint8_t>(i * 131 + 7);
+    return b;
+  }();
+  if (w == nullptr) {
+    state.SkipWithError("cannot map 512 MiB");
+    return;
+  }
+  alignas(64) static uint8_t l1[4096 + 256];
+  std::memset(l1, 1, sizeof(l1));
+  using Fn = int64_t (*)(const uint8_t*, size_t, const uint8_t*);
+  constexpr Fn kFns[] = {StreamWithLoads<0>, StreamWithLoads<1>, StreamWithLoads<2>,
+                         StreamWithLoads<3>, StreamWithLoads<4>};
+  const Fn fn = kFns[state.range(0)];
+  for (auto _ : state) benchmark::DoNotOptimize(fn(w, kBytes, l1));
+  state.counters["GB/s"] = benchmark::Counter(static_cast<double>(kBytes) * 1e-9,
+                                              benchmark::Counter::kIsIterationInvariantRate);
+#else
+  state.SkipWithError("x86-64 only");
+#endif
+}
+BENCHMARK(BM_StreamLoads)
+    ->DenseRange(0, 4)
+    ->ArgName("extra_loads")
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 
 void Args(benchmark::internal::Benchmark* b) {
   for (int t = 0; t < static_cast<int>(std::size(kTypes)); ++t) {
