@@ -25,6 +25,7 @@
 #include <immintrin.h>
 
 #include <algorithm>
+#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -545,11 +546,13 @@ struct KernelQ4_0x16 {
 // Layout (RepackQ5_0x16; rows Q5_0x16RowBytes(k) = 22 · k / 32 bytes apart, as in the file): groups
 // of t = 16 blocks (the last group: the blocks left), group g at byte 352·g: q4_0x16's 4 vectors of
 // 4·t bytes (dword l of vector v: block 16g + l's quant bytes 4v .. 4v + 3), then a vector of 4·t
-// bytes whose dword l is block 16g + l's qh as in the file, then the t f16 scales.
-// A step decodes q4_0x16's nibbles and adds 16 where an element's fifth bit is set: for the 4
-// elements of each byte column of a vector, the qh byte that holds their bits is shuffled into
-// every byte of its dword and each byte tested for its own bit, giving a mask for a masked add
-// (as QuadQ5_0 does). The activation is q4_0x16's with −16·Σa for the offset.
+// bytes whose dword l is block 16g + l's qh with its bits transposed (SpreadQh), then the t f16
+// scales.
+// A step decodes q4_0x16's nibbles and sets bit 4 where an element's fifth bit is set: vector u's
+// fifth bits are bit u of every qh byte, moved to bit 4 by one shift and merged by one vpternlogd.
+// The activation is q4_0x16's with −16·Σa for the offset. Until the twenty-second session qh kept
+// the file's bit order, and each vector took a byte shuffle, a test into a mask and a masked add
+// (as QuadQ5_0 does); see q5_0x16's entry in docs/benchmarks/HISTORY.md for the two measured.
 // It replaced Q5_0's copy in the file's layout, which the AVX-512 tile reads at 13 GB/s on a Zen 4
 // (Gemma 3 270M tg32, 1 thread, --profile; the AVX2 table's q5_0x8 reads 21 GB/s there): this
 // kernel reads 20.7-21.0 GB/s. A first version spread the bits with a 32-bit multiply (vpmulld)
@@ -558,13 +561,40 @@ constexpr int64_t kQ5x16GroupBytes = 22 * kQ4x16Blocks;
 
 size_t Q5_0x16RowBytes(int64_t k) { return static_cast<size_t>(k / 32 * 22); }
 
+// A block's qh with its bits transposed: bit u of byte b is the file's bit 4u + b, the fifth bit
+// of the element in byte b of the block's dword in vector u of a step (u < 4: lo[u], else
+// hi[u − 4]). DecodeW moves bit u of every byte to bit 4 with one shift.
+uint32_t SpreadQh(uint32_t qh) {
+  uint32_t out = 0;
+  for (int u = 0; u < 8; ++u) {
+    for (int b = 0; b < 4; ++b) out |= ((qh >> (4 * u + b)) & 1u) << (8 * b + u);
+  }
+  return out;
+}
+// Bit u of x at bit 4u.
+constexpr std::array<uint32_t, 256> kNibbleSpread = [] {
+  std::array<uint32_t, 256> t{};
+  for (uint32_t x = 0; x < 256; ++x) {
+    for (int u = 0; u < 8; ++u) t[x] |= ((x >> u) & 1u) << (4 * u);
+  }
+  return t;
+}();
+
+// SpreadQh's inverse (the prompt GEMM's weight conversion runs it for every block and row).
+uint32_t GatherQh(uint32_t spread) {
+  uint32_t qh = 0;
+  for (int b = 0; b < 4; ++b) qh |= kNibbleSpread[(spread >> (8 * b)) & 0xff] << b;
+  return qh;
+}
+
 void RepackQ5_0x16(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
   RepackX16<BlockQ5_0>(k, src, src_stride, rows, dst,
                        [](uint8_t* group, int64_t t, int64_t l, const BlockQ5_0& blk) {
                          for (int v = 0; v < 4; ++v) {
                            std::memcpy(group + 4 * t * v + 4 * l, blk.qs + 4 * v, 4);
                          }
-                         std::memcpy(group + 16 * t + 4 * l, blk.qh, 4);
+                         const uint32_t qh = SpreadQh(Load<uint32_t>(blk.qh));
+                         std::memcpy(group + 16 * t + 4 * l, &qh, 4);
                          std::memcpy(group + 20 * t + 2 * l, &blk.d, 2);
                        });
 }
@@ -572,9 +602,26 @@ void RepackQ5_0x16(int64_t k, const void* src, size_t src_stride, int64_t rows, 
 void UnpackQ5_0x16(int64_t k, const void* src, void* dst) {
   UnpackX16<BlockQ5_0>(k, src, dst, [](const uint8_t* group, int64_t t, int64_t l, BlockQ5_0* blk) {
     for (int v = 0; v < 4; ++v) std::memcpy(blk->qs + 4 * v, group + 4 * t * v + 4 * l, 4);
-    std::memcpy(blk->qh, group + 16 * t + 4 * l, 4);
+    const uint32_t qh = GatherQh(Load<uint32_t>(group + 16 * t + 4 * l));
+    std::memcpy(blk->qh, &qh, 4);
     std::memcpy(&blk->d, group + 20 * t + 2 * l, 2);
   });
+}
+
+// Vector u's fifth bits (SpreadQh) at bit 4 of each byte, the other bits 0.
+template <int u>
+DZ_STEP __m512i FifthBits(__m512i qh) {
+  const __m512i bit4 = _mm512_set1_epi8(0x10);
+  if constexpr (u < 4) return _mm512_and_si512(_mm512_slli_epi16(qh, 4 - u), bit4);
+  if constexpr (u == 4) return _mm512_and_si512(qh, bit4);
+  if constexpr (u > 4) return _mm512_and_si512(_mm512_srli_epi16(qh, u - 4), bit4);
+}
+template <int u>
+DZ_STEP __m256i FifthBits(__m256i qh) {
+  const __m256i bit4 = _mm256_set1_epi8(0x10);
+  if constexpr (u < 4) return _mm256_and_si256(_mm256_slli_epi16(qh, 4 - u), bit4);
+  if constexpr (u == 4) return _mm256_and_si256(qh, bit4);
+  if constexpr (u > 4) return _mm256_and_si256(_mm256_srli_epi16(qh, u - 4), bit4);
 }
 
 struct KernelQ5_0x16 : KernelQ4_0x16 {
@@ -600,24 +647,19 @@ struct KernelQ5_0x16 : KernelQ4_0x16 {
       qh = _mm512_maskz_loadu_epi32(valid, q + 16 * t);
       w.d = _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(valid, scales));
     }
+    // (nibble & 0x0f) | fifth bit · 16 in one vpternlogd: 0xEC = (A & C) | B.
     const __m512i mask = _mm512_set1_epi8(0x0f);
-    const __m512i sixteen = _mm512_set1_epi8(16);
-    // The fifth bits of elements 4u .. 4u + 3 (u < 8) are bits 4(u % 2) .. + 3 of qh's byte u / 2:
-    // that byte broadcast to its dword, then byte i tested for bit 4(u % 2) + i.
-    const __m512i dword_bytes = _mm512_setr_epi32(
-        0, 0x04040404, 0x08080808, 0x0c0c0c0c, 0, 0x04040404, 0x08080808, 0x0c0c0c0c, 0, 0x04040404,
-        0x08080808, 0x0c0c0c0c, 0, 0x04040404, 0x08080808, 0x0c0c0c0c);
-    auto fifth = [&](int u) {
-      const __m512i index = _mm512_add_epi32(dword_bytes, _mm512_set1_epi32(0x01010101 * (u / 2)));
-      return _mm512_test_epi8_mask(_mm512_shuffle_epi8(qh, index),
-                                   _mm512_set1_epi32(0x08040201 << (4 * (u % 2))));
+    auto join = [&](__m512i nibbles, __m512i fifth) {
+      return _mm512_ternarylogic_epi32(nibbles, fifth, mask, 0xEC);
     };
-    for (int v = 0; v < 4; ++v) {
-      const __m512i lo = _mm512_and_si512(raw[v], mask);
-      const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(raw[v], 4), mask);
-      w.lo[v] = _mm512_mask_add_epi8(lo, fifth(v), lo, sixteen);
-      w.hi[v] = _mm512_mask_add_epi8(hi, fifth(4 + v), hi, sixteen);
-    }
+    w.lo[0] = join(raw[0], FifthBits<0>(qh));
+    w.lo[1] = join(raw[1], FifthBits<1>(qh));
+    w.lo[2] = join(raw[2], FifthBits<2>(qh));
+    w.lo[3] = join(raw[3], FifthBits<3>(qh));
+    w.hi[0] = join(_mm512_srli_epi16(raw[0], 4), FifthBits<4>(qh));
+    w.hi[1] = join(_mm512_srli_epi16(raw[1], 4), FifthBits<5>(qh));
+    w.hi[2] = join(_mm512_srli_epi16(raw[2], 4), FifthBits<6>(qh));
+    w.hi[3] = join(_mm512_srli_epi16(raw[3], 4), FifthBits<7>(qh));
     return w;
   }
   // DecodeW + Dot of a last group of t <= 8 blocks (HalfTail) in 256-bit operations.
@@ -628,23 +670,21 @@ struct KernelQ5_0x16 : KernelQ4_0x16 {
     const auto valid = static_cast<__mmask8>((1u << t) - 1);
     const __m256i qh = _mm256_maskz_loadu_epi32(valid, q + 16 * t);
     const __m256i mask = _mm256_set1_epi8(0x0f);
-    const __m256i sixteen = _mm256_set1_epi8(16);
-    const __m256i dword_bytes = _mm256_setr_epi32(0, 0x04040404, 0x08080808, 0x0c0c0c0c, 0,
-                                                  0x04040404, 0x08080808, 0x0c0c0c0c);
-    auto fifth = [&](int u) {  // as DecodeW's
-      const __m256i index = _mm256_add_epi32(dword_bytes, _mm256_set1_epi32(0x01010101 * (u / 2)));
-      return _mm256_test_epi8_mask(_mm256_shuffle_epi8(qh, index),
-                                   _mm256_set1_epi32(0x08040201 << (4 * (u % 2))));
+    auto join = [&](__m256i nibbles, __m256i fifth) {  // as DecodeW's
+      return _mm256_ternarylogic_epi32(nibbles, fifth, mask, 0xEC);
     };
+    __m256i raw[4];
+    for (int v = 0; v < 4; ++v) raw[v] = _mm256_maskz_loadu_epi32(valid, q + 4 * t * v);
+    const __m256i lo[4] = {join(raw[0], FifthBits<0>(qh)), join(raw[1], FifthBits<1>(qh)),
+                           join(raw[2], FifthBits<2>(qh)), join(raw[3], FifthBits<3>(qh))};
+    const __m256i hi[4] = {join(_mm256_srli_epi16(raw[0], 4), FifthBits<4>(qh)),
+                           join(_mm256_srli_epi16(raw[1], 4), FifthBits<5>(qh)),
+                           join(_mm256_srli_epi16(raw[2], 4), FifthBits<6>(qh)),
+                           join(_mm256_srli_epi16(raw[3], 4), FifthBits<7>(qh))};
     __m256i s0 = _mm512_castsi512_si256(a.bias), s1 = _mm256_setzero_si256();
     for (int v = 0; v < 4; ++v) {
-      const __m256i raw = _mm256_maskz_loadu_epi32(valid, q + 4 * t * v);
-      const __m256i lo = _mm256_and_si256(raw, mask);
-      const __m256i hi = _mm256_and_si256(_mm256_srli_epi16(raw, 4), mask);
-      s0 = _mm256_dpbusd_epi32(s0, _mm256_mask_add_epi8(lo, fifth(v), lo, sixteen),
-                               _mm512_castsi512_si256(a.lo[v]));
-      s1 = _mm256_dpbusd_epi32(s1, _mm256_mask_add_epi8(hi, fifth(4 + v), hi, sixteen),
-                               _mm512_castsi512_si256(a.hi[v]));
+      s0 = _mm256_dpbusd_epi32(s0, lo[v], _mm512_castsi512_si256(a.lo[v]));
+      s1 = _mm256_dpbusd_epi32(s1, hi[v], _mm512_castsi512_si256(a.hi[v]));
     }
     const __m256 wd = _mm256_cvtph_ps(_mm_maskz_loadu_epi16(valid, q + 20 * t));
     AccumulateLow(_mm256_add_epi32(s0, s1), wd, a.d, acc.v);
@@ -2007,7 +2047,7 @@ void UnpackQ5_0x16Quads(int64_t k, const uint8_t* const rows[4], QuadBlockQ5* ou
     const int64_t g = b / kQ4x16Blocks, l = b % kQ4x16Blocks, t = Q4x16GroupBlocks(g, nb);
     out[b].lo_bits = out[b].hi_bits = 0;
     for (int r = 0; r < 4; ++r) {
-      const uint32_t qh = Load<uint32_t>(rows[r] + kQ5x16GroupBytes * g + 16 * t + 4 * l);
+      const uint32_t qh = GatherQh(Load<uint32_t>(rows[r] + kQ5x16GroupBytes * g + 16 * t + 4 * l));
       out[b].lo_bits |= uint64_t{qh & 0xffff} << (16 * r);
       out[b].hi_bits |= uint64_t{qh >> 16} << (16 * r);
     }
