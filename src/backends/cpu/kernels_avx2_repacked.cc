@@ -536,29 +536,15 @@ struct Q5_0x8 : LegacyX8<22, 5> {
                           [](uint8_t* group, int t, int l, const BlockQ5_0& blk) {
                             for (int v = 0; v < 4; ++v)
                               std::memcpy(group + 4 * t * v + 4 * l, blk.qs + 4 * v, 4);
-                            const uint32_t qh = LoadUnaligned<uint32_t>(blk.qh);
-                            for (int i = 0; i < 4; ++i) {
-                              int bits = 0;
-                              for (int m = 0; m < 8; ++m) {
-                                const int e = m < 4 ? 4 * m + i : 16 + 4 * (m - 4) + i;
-                                bits |= static_cast<int>((qh >> e) & 1) << m;
-                              }
-                              group[16 * t + 4 * l + i] = static_cast<uint8_t>(bits);
-                            }
+                            const uint32_t bits = SpreadQ5Bits(LoadUnaligned<uint32_t>(blk.qh));
+                            std::memcpy(group + 16 * t + 4 * l, &bits, 4);
                             std::memcpy(group + 20 * t + 2 * l, &blk.d, 2);
                           });
   }
   static void UnpackRow(int64_t k, const void* src, void* dst) {
     UnpackWith<BlockQ5_0>(k, src, dst, [](const uint8_t* group, int t, int l, BlockQ5_0* blk) {
       for (int v = 0; v < 4; ++v) std::memcpy(blk->qs + 4 * v, group + 4 * t * v + 4 * l, 4);
-      uint32_t qh = 0;
-      for (int i = 0; i < 4; ++i) {
-        const int bits = group[16 * t + 4 * l + i];
-        for (int m = 0; m < 8; ++m) {
-          const int e = m < 4 ? 4 * m + i : 16 + 4 * (m - 4) + i;
-          qh |= static_cast<uint32_t>((bits >> m) & 1) << e;
-        }
-      }
+      const uint32_t qh = GatherQ5Bits(LoadUnaligned<uint32_t>(group + 16 * t + 4 * l));
       std::memcpy(blk->qh, &qh, 4);
       std::memcpy(&blk->d, group + 20 * t + 2 * l, 2);
     });

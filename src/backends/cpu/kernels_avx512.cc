@@ -25,7 +25,6 @@
 #include <immintrin.h>
 
 #include <algorithm>
-#include <array>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -546,7 +545,8 @@ struct KernelQ4_0x16 {
 // Layout (RepackQ5_0x16; rows Q5_0x16RowBytes(k) = 22 · k / 32 bytes apart, as in the file): groups
 // of t = 16 blocks (the last group: the blocks left), group g at byte 352·g: q4_0x16's 4 vectors of
 // 4·t bytes (dword l of vector v: block 16g + l's quant bytes 4v .. 4v + 3), then a vector of 4·t
-// bytes whose dword l is block 16g + l's qh with its bits transposed (SpreadQh), then the t f16
+// bytes whose dword l is block 16g + l's qh with its bits transposed (SpreadQ5Bits, as q5_0x8's),
+// then the t f16
 // scales.
 // A step decodes q4_0x16's nibbles and sets bit 4 where an element's fifth bit is set: vector u's
 // fifth bits are bit u of every qh byte, moved to bit 4 by one shift and merged by one vpternlogd.
@@ -561,39 +561,13 @@ constexpr int64_t kQ5x16GroupBytes = 22 * kQ4x16Blocks;
 
 size_t Q5_0x16RowBytes(int64_t k) { return static_cast<size_t>(k / 32 * 22); }
 
-// A block's qh with its bits transposed: bit u of byte b is the file's bit 4u + b, the fifth bit
-// of the element in byte b of the block's dword in vector u of a step (u < 4: lo[u], else
-// hi[u − 4]). DecodeW moves bit u of every byte to bit 4 with one shift.
-uint32_t SpreadQh(uint32_t qh) {
-  uint32_t out = 0;
-  for (int u = 0; u < 8; ++u) {
-    for (int b = 0; b < 4; ++b) out |= ((qh >> (4 * u + b)) & 1u) << (8 * b + u);
-  }
-  return out;
-}
-// Bit u of x at bit 4u.
-constexpr std::array<uint32_t, 256> kNibbleSpread = [] {
-  std::array<uint32_t, 256> t{};
-  for (uint32_t x = 0; x < 256; ++x) {
-    for (int u = 0; u < 8; ++u) t[x] |= ((x >> u) & 1u) << (4 * u);
-  }
-  return t;
-}();
-
-// SpreadQh's inverse (the prompt GEMM's weight conversion runs it for every block and row).
-uint32_t GatherQh(uint32_t spread) {
-  uint32_t qh = 0;
-  for (int b = 0; b < 4; ++b) qh |= kNibbleSpread[(spread >> (8 * b)) & 0xff] << b;
-  return qh;
-}
-
 void RepackQ5_0x16(int64_t k, const void* src, size_t src_stride, int64_t rows, void* dst) {
   RepackX16<BlockQ5_0>(k, src, src_stride, rows, dst,
                        [](uint8_t* group, int64_t t, int64_t l, const BlockQ5_0& blk) {
                          for (int v = 0; v < 4; ++v) {
                            std::memcpy(group + 4 * t * v + 4 * l, blk.qs + 4 * v, 4);
                          }
-                         const uint32_t qh = SpreadQh(Load<uint32_t>(blk.qh));
+                         const uint32_t qh = SpreadQ5Bits(Load<uint32_t>(blk.qh));
                          std::memcpy(group + 16 * t + 4 * l, &qh, 4);
                          std::memcpy(group + 20 * t + 2 * l, &blk.d, 2);
                        });
@@ -602,13 +576,13 @@ void RepackQ5_0x16(int64_t k, const void* src, size_t src_stride, int64_t rows, 
 void UnpackQ5_0x16(int64_t k, const void* src, void* dst) {
   UnpackX16<BlockQ5_0>(k, src, dst, [](const uint8_t* group, int64_t t, int64_t l, BlockQ5_0* blk) {
     for (int v = 0; v < 4; ++v) std::memcpy(blk->qs + 4 * v, group + 4 * t * v + 4 * l, 4);
-    const uint32_t qh = GatherQh(Load<uint32_t>(group + 16 * t + 4 * l));
+    const uint32_t qh = GatherQ5Bits(Load<uint32_t>(group + 16 * t + 4 * l));
     std::memcpy(blk->qh, &qh, 4);
     std::memcpy(&blk->d, group + 20 * t + 2 * l, 2);
   });
 }
 
-// Vector u's fifth bits (SpreadQh) at bit 4 of each byte, the other bits 0.
+// Vector u's fifth bits (SpreadQ5Bits) at bit 4 of each byte, the other bits 0.
 template <int u>
 DZ_STEP __m512i FifthBits(__m512i qh) {
   const __m512i bit4 = _mm512_set1_epi8(0x10);
@@ -2047,7 +2021,8 @@ void UnpackQ5_0x16Quads(int64_t k, const uint8_t* const rows[4], QuadBlockQ5* ou
     const int64_t g = b / kQ4x16Blocks, l = b % kQ4x16Blocks, t = Q4x16GroupBlocks(g, nb);
     out[b].lo_bits = out[b].hi_bits = 0;
     for (int r = 0; r < 4; ++r) {
-      const uint32_t qh = GatherQh(Load<uint32_t>(rows[r] + kQ5x16GroupBytes * g + 16 * t + 4 * l));
+      const uint32_t qh =
+          GatherQ5Bits(Load<uint32_t>(rows[r] + kQ5x16GroupBytes * g + 16 * t + 4 * l));
       out[b].lo_bits |= uint64_t{qh & 0xffff} << (16 * r);
       out[b].hi_bits |= uint64_t{qh >> 16} << (16 * r);
     }
