@@ -546,8 +546,7 @@ struct KernelQ4_0x16 {
 // of t = 16 blocks (the last group: the blocks left), group g at byte 352·g: q4_0x16's 4 vectors of
 // 4·t bytes (dword l of vector v: block 16g + l's quant bytes 4v .. 4v + 3), then a vector of 4·t
 // bytes whose dword l is block 16g + l's qh with its bits transposed (SpreadQ5Bits, as q5_0x8's),
-// then the t f16
-// scales.
+// then the t f16 scales.
 // A step decodes q4_0x16's nibbles and sets bit 4 where an element's fifth bit is set: vector u's
 // fifth bits are bit u of every qh byte, moved to bit 4 by one shift and merged by one vpternlogd.
 // The activation is q4_0x16's with −16·Σa for the offset. Until the twenty-second session qh kept
